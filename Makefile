@@ -1,0 +1,40 @@
+# Two commands matter: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DURATION ?= 0
+
+.PHONY: run test lint format chaos bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/streamapp run --duration $(DURATION)
+
+test: $(STAMP)
+	$(BIN)/ruff check streamapp tests
+	$(BIN)/ruff format --check streamapp tests
+	$(BIN)/pytest -m "not chaos"
+
+chaos: $(STAMP)
+	$(BIN)/pytest -m chaos -s
+
+bench: $(STAMP)
+	$(BIN)/streamapp bench all --json
+
+lint: $(STAMP)
+	$(BIN)/ruff check streamapp tests
+	$(BIN)/ruff format --check streamapp tests
+
+format: $(STAMP)
+	$(BIN)/ruff format streamapp tests
+	$(BIN)/ruff check --fix streamapp tests
+
+clean:
+	rm -rf $(VENV) .streamapp .pytest_cache

@@ -1,0 +1,49 @@
+"""The Faust application: `faust -A streamapp.app worker -l info`.
+
+Agents stay thin: each concept's `agent.py` registers its agents on this app and
+calls pure logic that is tested without a broker.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import faust
+
+from streamapp.kafka.config import faust_broker_url, faust_credentials
+from streamapp.settings import Settings, get_settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the Faust app with settings suited to both the embedded broker and Kafka."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.kafka_group_id,
+        broker=faust_broker_url(settings),
+        broker_credentials=faust_credentials(settings),
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "faust"),
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset=settings.auto_offset_reset,
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_commit_interval=1.0,
+        table_standby_replicas=1,
+        table_cleanup_interval=timedelta(seconds=30),
+        producer_linger=0.005,
+        autodiscover=False,
+    )
+    from streamapp import agents
+
+    agents.register_all(app, settings)
+    return app
+
+
+app = create_app(get_settings())

@@ -1,0 +1,1 @@
+"""The `streamapp` command line."""

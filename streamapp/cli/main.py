@@ -1,0 +1,298 @@
+"""`streamapp`: the worker, the embedded stack, topics, producing, reading, simulating."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from streamapp.cli.options import echo_json, run_async
+from streamapp.ingest.deadletter import parse_headers
+from streamapp.observability.logs import configure_logging
+from streamapp.settings import configure, get_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
+@click.option("--bootstrap-servers", help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS).")
+def cli(verbose: bool, bootstrap_servers: str | None) -> None:
+    """Fleet predictive maintenance on Kafka: archive, features, RUL predictions."""
+    configure_logging(verbose)
+    configure(kafka_bootstrap_servers=bootstrap_servers)
+
+
+@cli.command("config")
+def show_config() -> None:
+    """Print the effective settings (secrets masked) as JSON."""
+    echo_json(get_settings().public_dict())
+
+
+# --- embedded stack -------------------------------------------------------------
+@cli.group()
+def dev() -> None:
+    """The embedded stack: Tansu broker and moto S3 server on loopback."""
+
+
+@dev.command("up")
+@click.option(
+    "--topics-file",
+    type=click.Path(path_type=Path),
+    default=Path("topics.yaml"),
+    show_default=True,
+    help="Topics to create.",
+)
+def dev_up(topics_file: Path) -> None:
+    """Start the broker and S3 server, create bucket and topics, write .streamapp/dev.env."""
+    from streamapp.dev.stack import DevStack, StackError
+
+    try:
+        env = DevStack().up(topics_file if topics_file.exists() else None)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for key, value in env.as_env().items():
+        shown = "**********" if key in ("S3_KEY", "S3_SECRET") else value
+        click.echo(f"{key}={shown}")
+    click.echo("written to .streamapp/dev.env (S3 credentials included there)", err=True)
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop exactly the processes `dev up` started; does nothing when none runs."""
+    from streamapp.dev.stack import DevStack
+
+    stopped = DevStack().down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@dev.command("status")
+def dev_status() -> None:
+    """Show whether the embedded broker and S3 server run."""
+    from streamapp.dev.stack import DevStack
+
+    stack = DevStack()
+    env = stack.read_env()
+    for name, pid in stack.status().items():
+        where = env.get("KAFKA_BOOTSTRAP_SERVERS" if name == "broker" else "S3_ENDPOINT", "")
+        click.echo(f"{name}: {'running pid ' + str(pid) + ' ' + where if pid else 'stopped'}")
+
+
+# --- topics ---------------------------------------------------------------------
+@cli.group()
+def topics() -> None:
+    """Declarative topics from topics.yaml."""
+
+
+@topics.command("apply")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, path_type=Path),
+    default=Path("topics.yaml"),
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def topics_apply(path: Path, as_json: bool) -> None:
+    """Create missing topics; report drift without changing or deleting anything."""
+    from streamapp.kafka import topics as kafka_topics
+
+    try:
+        specs = kafka_topics.load_specs(path)
+    except kafka_topics.TopicsFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = run_async(kafka_topics.apply(get_settings(), specs))
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    for name in report.created:
+        click.echo(f"created   {name}")
+    for name in report.unchanged:
+        click.echo(f"ok        {name}")
+    for line in report.drift:
+        click.echo(f"DRIFT     {line}")
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Topics the broker has, with partition counts."""
+    from streamapp.kafka import topics as kafka_topics
+
+    for name, partitions in sorted(run_async(kafka_topics.describe(get_settings())).items()):
+        click.echo(f"{name}\t{partitions}")
+
+
+# --- worker ---------------------------------------------------------------------
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
+@click.option("--auto-offset-reset", type=click.Choice(["earliest", "latest"]))
+@click.option("--web-port", type=int, help="Port of /metrics, health and the fleet page.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Local table state.")
+@click.option("--buffer-size", type=int, help="Archive: messages per partition per flush.")
+@click.option("--buffer-max-bytes", type=int, help="Archive: bytes per partition per flush.")
+@click.option("--buffer-flush-interval", type=float, help="Archive: seconds between flushes.")
+@click.option("--worker-buffer-max-bytes", type=int, help="Archive: cap on buffered bytes.")
+@click.option("--compression-interval", type=float, help="Archive: seconds between compactions.")
+@click.option("--temp-retention", type=float, help="Archive: age (s) of deletable temp objects.")
+def worker(verbose: bool, **flags: object) -> None:
+    """Run a Faust worker with every agent (the same as `faust -A streamapp.app worker`)."""
+    settings = configure(**flags)
+    from faust.cli.faust import cli as faust_cli
+
+    args = [
+        "-A",
+        "streamapp.app",
+        "worker",
+        "-l",
+        "debug" if verbose else "info",
+        "--web-port",
+        str(settings.web_port),
+        "--web-host",
+        settings.web_host,
+    ]
+    faust_cli.main(args=args, prog_name="streamapp worker")
+
+
+# --- producing and reading ------------------------------------------------------
+@cli.command()
+@click.option("--topic", required=True, help="Topic to write to.")
+@click.option(
+    "--file",
+    "source",
+    type=click.File("rb"),
+    default="-",
+    show_default=True,
+    help="JSON lines to send; - is standard input.",
+)
+@click.option("--key", help="Key of every record (default: each record's asset_id).")
+def produce(topic: str, source: click.utils.LazyFile, key: str | None) -> None:
+    """Send one record per line (malformed lines are sent too: the worker dead-letters them)."""
+    from streamapp.kafka.clients import produce_lines
+
+    sent = run_async(produce_lines(get_settings(), topic, iter(source), key))
+    click.echo(f"sent {sent} records to {topic}", err=True)
+
+
+@cli.command()
+@click.option("--topic", required=True, help="Topic to read.")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest record.")
+@click.option("--max", "max_records", type=int, help="Stop after this many records.")
+@click.option("--idle-timeout", type=float, help="Stop after this many seconds without data.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per record with its key, headers and coordinates.",
+)
+def consume(
+    topic: str,
+    from_beginning: bool,
+    max_records: int | None,
+    idle_timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Print records of a topic (no consumer group: reading disturbs nobody)."""
+    from streamapp.kafka.clients import consume as consume_records
+
+    async def show() -> None:
+        async for record in consume_records(
+            get_settings(), topic, from_beginning, max_records, idle_timeout
+        ):
+            value = (record.value or b"").decode("utf-8", "replace")
+            if not as_json:
+                click.echo(value)
+                continue
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                decoded = value
+            echo_json(
+                {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "timestamp": record.timestamp,
+                    "key": None if record.key is None else record.key.decode("utf-8", "replace"),
+                    "headers": parse_headers(list(record.headers)),
+                    "value": decoded,
+                }
+            )
+
+    run_async(show())
+
+
+# --- simulator ------------------------------------------------------------------
+@cli.command()
+@click.option("--assets", default=20, show_default=True, help="Number of engines or vehicles.")
+@click.option("--rate", default=100.0, show_default=True, help="Messages per second.")
+@click.option("--duration", default=60.0, show_default=True, help="Seconds; 0 runs forever.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same messages.")
+@click.option(
+    "--invalid-fraction",
+    default=0.0,
+    show_default=True,
+    help="Share of deliberately malformed messages (for the DLQ).",
+)
+@click.option("--kind", type=click.Choice(["engine", "ev"]), default="engine", show_default=True)
+@click.option(
+    "--regimes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 3),
+    help="Engine operating regimes (1 like FD001, 3 like FD002).",
+)
+@click.option("--topic", help="Target topic (default: the telemetry topic).")
+@click.option("--start-ms", type=float, help="Event time of the first tick (default: now).")
+def simulate(
+    assets: int,
+    rate: float,
+    duration: float,
+    seed: int,
+    invalid_fraction: float,
+    kind: str,
+    regimes: int,
+    topic: str | None,
+    start_ms: float | None,
+) -> None:
+    """Produce degradation telemetry for a simulated fleet of engines or EVs."""
+    import time
+
+    from streamapp.sim.fleet import Simulation, messages
+    from streamapp.sim.pacing import send_paced
+
+    settings = get_settings()
+    sim = Simulation(
+        assets,
+        kind,
+        seed,
+        invalid_fraction,  # type: ignore[arg-type]
+        start_ms if start_ms is not None else time.time() * 1000.0,
+        interval_ms=1000.0 * assets / rate,
+        regimes=regimes,
+    )
+
+    def progress(sent: int) -> None:
+        if sys.stderr.isatty():
+            click.echo(f"\rsent {sent}", nl=False, err=True)
+
+    sent = run_async(
+        send_paced(
+            settings,
+            topic or settings.topic_telemetry,
+            messages(sim),
+            rate,
+            duration or None,
+            progress,
+        )
+    )
+    click.echo(f"\nsent {sent} messages", err=True)
+
+
+def _register_concepts() -> None:
+    """Commands owned by each concept's own CLI module."""
+    from streamapp.cli import run as run_module
+
+    cli.add_command(run_module.run)
+
+
+_register_concepts()

@@ -1,0 +1,171 @@
+"""`streamapp run` (what `make run` calls): the whole product on the embedded stack.
+
+It starts what is not running (broker, S3, a worker, the simulator), shows a live
+summary read from the worker's own /metrics every second, and on Ctrl-C or after
+`--duration` seconds stops exactly what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from prometheus_client.parser import text_string_to_metric_families
+
+from streamapp.settings import configure
+
+# (label shown, metric family, label filter) of the live summary.
+SUMMARY_COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("telemetry in", "streamapp_ingest_messages", {"topic": "telemetry"}),
+    ("tesla in", "streamapp_ingest_messages", {"topic": "tesla_V"}),
+    ("dead letters", "streamapp_dead_letters", {}),
+    ("archived", "streamapp_archive_messages", {}),
+    ("windows", "streamapp_feature_windows_emitted", {}),
+    ("predictions", "streamapp_rul_predictions", {}),
+)
+LAG_METRIC = "streamapp_consumer_lag_messages"
+
+
+@dataclass(slots=True)
+class Started:
+    """Processes this run started and must stop."""
+
+    processes: list[subprocess.Popen]
+    stack_started: bool
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples per metric family name from a Prometheus text endpoint ({} if down)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    families: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        families[family.name] = [
+            (sample.labels, sample.value)
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        ]
+    return families
+
+
+def total(samples: list[tuple[dict[str, str], float]], match: dict[str, str]) -> float:
+    return sum(
+        value
+        for labels, value in samples
+        if all(labels.get(key) == wanted for key, wanted in match.items())
+    )
+
+
+def summary_line(families: dict[str, list[tuple[dict[str, str], float]]], elapsed: float) -> str:
+    if not families:
+        return f"[{elapsed:5.0f}s] worker starting..."
+    parts = [f"[{elapsed:5.0f}s]"]
+    for label, name, match in SUMMARY_COUNTERS:
+        if name in families:
+            parts.append(f"{label}={total(families[name], match):,.0f}")
+    if LAG_METRIC in families:
+        parts.append(f"lag={total(families[LAG_METRIC], {}):,.0f}")
+    return "  ".join(parts)
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamapp", *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(started: Started) -> None:
+    from streamapp.dev.stack import DevStack, stop_process
+
+    for process in reversed(started.processes):
+        if process.poll() is None:
+            stop_process(process.pid, timeout=15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+    if started.stack_started:
+        DevStack().down()
+
+
+@click.command()
+@click.option(
+    "--duration", default=0.0, show_default=True, help="Seconds to run; 0 runs until Ctrl-C."
+)
+@click.option("--assets", default=20, show_default=True, help="Simulated engines.")
+@click.option("--rate", default=200.0, show_default=True, help="Simulated messages per second.")
+@click.option(
+    "--invalid-fraction",
+    default=0.02,
+    show_default=True,
+    help="Share of malformed messages, to show the dead-letter queue at work.",
+)
+@click.option("--web-port", default=6066, show_default=True, help="Worker web port.")
+def run(duration: float, assets: int, rate: float, invalid_fraction: float, web_port: int) -> None:
+    """Run the product on the embedded stack with simulated engines and a live summary."""
+    from streamapp.dev.stack import DevStack, StackError
+
+    stack = DevStack()
+    stack_started = not all(stack.status().values())
+    try:
+        env = stack.up(Path("topics.yaml"))
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure()
+    logs = stack.log_dir
+    started = Started([], stack_started)
+    try:
+        started.processes.append(
+            _spawn(["worker", "--web-port", str(web_port)], logs / "worker.log")
+        )
+        started.processes.append(
+            _spawn(
+                [
+                    "simulate",
+                    "--assets",
+                    str(assets),
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    "0",
+                    "--invalid-fraction",
+                    str(invalid_fraction),
+                    "--seed",
+                    "1",
+                ],
+                logs / "simulator.log",
+            )
+        )
+        base = f"http://127.0.0.1:{web_port}"
+        click.echo(f"broker {env.kafka_bootstrap_servers}   S3 {env.s3_endpoint}")
+        click.echo(f"fleet page {base}/   metrics {base}/metrics   logs {logs}/")
+        click.echo(
+            "Ctrl-C to stop" + (f" (stops by itself after {duration:.0f}s)" if duration else "")
+        )
+        began = time.monotonic()
+        interactive = sys.stdout.isatty()
+        while not duration or time.monotonic() - began < duration:
+            if started.processes[0].poll() is not None:
+                raise click.ClickException(f"the worker exited; see {logs / 'worker.log'}")
+            line = summary_line(scrape(f"{base}/metrics"), time.monotonic() - began)
+            click.echo(("\r\033[K" + line) if interactive else line, nl=not interactive)
+            time.sleep(1.0)
+        click.echo("")
+        click.echo(summary_line(scrape(f"{base}/metrics"), time.monotonic() - began))
+    except KeyboardInterrupt:
+        click.echo("\nstopping...")
+    finally:
+        _stop(started)
+    click.echo("stopped everything this run started")

@@ -1,0 +1,1 @@
+"""Ingestion: the shared validator, Tesla decoding and dead letters."""

@@ -1,0 +1,177 @@
+"""The one validator of `telemetry` records, shared by every agent and the HTTP API.
+
+It is pure (bytes in, record or reason out) so it can be property-tested without a
+broker, and it never raises on bad input: a reason string is what the dead-letter
+queue needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_ASSET_ID_CHARS = 128
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+_MAX_NESTING = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """A validated telemetry record; `ts_ms` is event time in epoch milliseconds."""
+
+    asset_id: str
+    ts_ms: float
+    signals: dict[str, float]
+    cycle: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The record in BRIEF's `telemetry` contract."""
+        record: dict[str, Any] = {
+            "asset_id": self.asset_id,
+            "ts": format_ts(self.ts_ms),
+            "signals": self.signals,
+        }
+        if self.cycle is not None:
+            record["cycle"] = self.cycle
+        if self.metadata:
+            record["metadata"] = self.metadata
+        return record
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json_dict(), separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Why a message was refused; the reason goes to the dead-letter queue."""
+
+    reason: str
+
+
+def format_ts(ts_ms: float) -> str:
+    """ISO-8601 UTC with millisecond precision and a `Z`, as in BRIEF's examples."""
+    moment = datetime.fromtimestamp(ts_ms / 1000.0, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: Any) -> float | str:
+    """Epoch milliseconds from ISO-8601 text or an epoch-ms number; a reason on failure."""
+    if isinstance(value, bool):
+        return "ts must be ISO-8601 text or epoch milliseconds, not a boolean"
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 <= value < 253402300800000:
+            return "ts epoch milliseconds out of range"
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return f"ts is not ISO-8601: {value[:40]!r}"
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp() * 1000.0
+    return f"ts must be ISO-8601 text or epoch milliseconds, not {type(value).__name__}"
+
+
+def _reject_constant(token: str) -> float:
+    """json.loads accepts NaN/Infinity by default; JSON does not."""
+    raise ValueError(f"non-finite number {token}")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
+def decode_json(value: bytes | None, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Any:
+    """Strict UTF-8 JSON decoding; returns `Invalid` instead of raising."""
+    if value is None or len(value) == 0:
+        return Invalid("empty value")
+    if len(value) > max_bytes:
+        return Invalid(f"payload too large: {len(value)} bytes > {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Invalid(f"invalid UTF-8 at byte {exc.start}")
+    try:
+        decoded = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        return Invalid("JSON nested too deeply")
+    except ValueError as exc:
+        return Invalid(f"invalid JSON: {exc}")
+    if _depth_exceeds(decoded, _MAX_NESTING):
+        return Invalid(f"JSON nested deeper than {_MAX_NESTING} levels")
+    return decoded
+
+
+def validate_record(record: Any) -> Telemetry | Invalid:
+    """Check a decoded JSON value against the `telemetry` contract."""
+    if not isinstance(record, dict):
+        return Invalid(f"record must be a JSON object, not {type(record).__name__}")
+    asset_id = record.get("asset_id")
+    if not isinstance(asset_id, str) or not asset_id.strip():
+        return Invalid("asset_id must be a non-empty string")
+    if len(asset_id) > MAX_ASSET_ID_CHARS:
+        return Invalid(f"asset_id longer than {MAX_ASSET_ID_CHARS} characters")
+    if "ts" not in record:
+        return Invalid("ts is missing")
+    ts_ms = parse_ts(record["ts"])
+    if isinstance(ts_ms, str):
+        return Invalid(ts_ms)
+    signals = record.get("signals")
+    if not isinstance(signals, dict) or not signals:
+        return Invalid("signals must be a non-empty object of numbers")
+    clean: dict[str, float] = {}
+    for name, number in signals.items():
+        if not name:
+            return Invalid("signal names must be non-empty")
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            return Invalid(f"signal {name[:64]!r} is not a number")
+        try:
+            as_float = float(number)
+        except OverflowError:
+            as_float = math.inf
+        if not math.isfinite(as_float):
+            return Invalid(f"signal {name[:64]!r} is not finite")
+        clean[name] = as_float
+    cycle = record.get("cycle")
+    if cycle is not None and (isinstance(cycle, bool) or not isinstance(cycle, int)):
+        return Invalid("cycle must be an integer")
+    if cycle is not None and not 0 <= cycle < 2**63:
+        return Invalid("cycle out of range")
+    metadata = record.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        return Invalid("metadata must be an object")
+    return Telemetry(asset_id, ts_ms, clean, cycle, metadata)
+
+
+def validate_telemetry(
+    value: bytes | None, key: bytes | None = None, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Telemetry | Invalid:
+    """Validate a raw `telemetry` Kafka message: bytes in, `Telemetry` or `Invalid` out.
+
+    The key is required because the topic is partitioned by asset: an unkeyed record
+    would land on an arbitrary partition. A key that differs from `asset_id` is
+    valid; the feature agent repartitions it.
+    """
+    if not key:
+        return Invalid("missing key: telemetry must be keyed by asset_id")
+    decoded = decode_json(value, max_bytes)
+    if isinstance(decoded, Invalid):
+        return decoded
+    return validate_record(decoded)

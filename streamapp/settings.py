@@ -1,0 +1,173 @@
+"""The one settings object of streamapp.
+
+Every setting is read, in increasing priority, from its default, from
+`.streamapp/dev.env` (written by `streamapp dev up`), from `.env`, from the
+process environment, and from CLI flags (which call `configure`). The environment
+variable of a field is its name in upper case (`kafka_bootstrap_servers` ->
+`KAFKA_BOOTSTRAP_SERVERS`). Secrets are `SecretStr`, so they never show in logs,
+reprs or `streamapp config`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_ENV_FILE = Path(".streamapp/dev.env")
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """All configuration of the workers and the CLI, with documented defaults."""
+
+    model_config = SettingsConfigDict(
+        env_file=(str(DEV_ENV_FILE), ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "localhost:9092", description="Kafka bootstrap servers, comma separated."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol, passed to aiokafka."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for TLS to the brokers.")
+    kafka_group_id: str = Field("streamapp", description="Consumer group and Faust app id.")
+    kafka_session_timeout_s: float = Field(
+        10.0, description="Consumer session timeout (short: fast joins on the embedded broker)."
+    )
+    kafka_rebalance_timeout_s: float = Field(10.0, description="Consumer rebalance timeout.")
+    kafka_heartbeat_interval_s: float = Field(1.0, description="Consumer heartbeat interval.")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new consumer group starts reading."
+    )
+
+    # --- S3 --------------------------------------------------------------------
+    s3_endpoint: str | None = Field(
+        None, description="S3 endpoint URL (MinIO, moto); unset means AWS S3."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_bucket: str = Field("streamapp-archive", description="Bucket of the archive.")
+    s3_key: SecretStr | None = Field(None, description="S3 access key id (secret).")
+    s3_secret: SecretStr | None = Field(None, description="S3 secret access key (secret).")
+    s3_prefix: str = Field("archive", description="Key prefix of the archive in the bucket.")
+
+    # --- Topics ----------------------------------------------------------------
+    topic_telemetry: str = Field("telemetry", description="Normalised telemetry topic.")
+    topic_tesla: str = Field("tesla_V", description="Tesla fleet-telemetry topic (VIN keyed).")
+    topic_features: str = Field("extracted-features", description="Extracted features topic.")
+    topic_predictions: str = Field("rul-predictions", description="RUL predictions topic.")
+    dlq_suffix: str = Field(".dlq", description="Suffix of each input topic's dead-letter topic.")
+    topic_partitions: int = Field(8, ge=1, description="Partitions of topics the app creates.")
+
+    # --- Paths -----------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".streamapp/data"), description="Worker state: RocksDB tables, pid files."
+    )
+    models_dir: Path = Field(Path("models"), description="Trained model versions and ACTIVE.")
+
+    # --- Web -------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Interface of the worker's web server.")
+    web_port: int = Field(6066, description="Port of the worker's web server.")
+    api_key: SecretStr | None = Field(
+        None, description="Key required in X-Api-Key by mutating HTTP endpoints (secret)."
+    )
+    http_max_body_bytes: int = Field(4 * MiB, description="Largest accepted HTTP request body.")
+
+    # --- Validation ------------------------------------------------------------
+    max_payload_bytes: int = Field(1 * MiB, description="Largest accepted telemetry message.")
+
+    # --- Archive ---------------------------------------------------------------
+    buffer_size: int = Field(1000, ge=1, description="Messages per partition before a flush.")
+    buffer_max_bytes: int = Field(8 * MiB, ge=1, description="Bytes per partition before a flush.")
+    buffer_flush_interval: float = Field(
+        30.0, gt=0, description="Seconds before a non-empty partition buffer is flushed."
+    )
+    worker_buffer_max_bytes: int = Field(
+        64 * MiB, ge=1, description="Per-worker cap on buffered bytes (backpressure)."
+    )
+    compression_interval: float = Field(
+        300.0, gt=0, description="Seconds between compaction passes in the worker."
+    )
+    compaction_grace: float = Field(
+        300.0, ge=0, description="Seconds after an hour ends before it may be compacted."
+    )
+    temp_retention: float = Field(
+        86400.0, ge=0, description="Age in seconds after which compacted temp objects go."
+    )
+
+    # --- Features --------------------------------------------------------------
+    window_kind: Literal["tumbling", "hopping", "cycle"] = Field(
+        "tumbling", description="Feature window: tumbling, hopping (size+step) or cycle."
+    )
+    window_size: float = Field(10.0, gt=0, description="Window size in seconds.")
+    window_step: float | None = Field(None, description="Hop of hopping windows in seconds.")
+    window_grace: float = Field(
+        5.0, ge=0, description="Seconds after a window's end before it closes."
+    )
+    feature_signals: list[str] = Field(
+        default_factory=list, description="Signals to compute features for; empty means all."
+    )
+    feature_names: list[str] = Field(
+        default_factory=list, description="Features to emit; empty means all of them."
+    )
+
+    # --- RUL serving -------------------------------------------------------------
+    rul_batch_size: int = Field(512, ge=1, description="Most feature records per inference.")
+    rul_batch_timeout_ms: float = Field(
+        20.0, ge=0, description="Longest wait to fill an inference batch."
+    )
+    torch_threads: int = Field(1, ge=1, description="Intra-op threads of torch in a worker.")
+
+    @field_validator("feature_signals", "feature_names", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        """Accept `a,b,c` from the environment as well as JSON lists."""
+        if isinstance(value, str) and not value.startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    def dlq_topic(self, topic: str) -> str:
+        """The dead-letter topic of an input topic."""
+        return f"{topic}{self.dlq_suffix}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as printable values, secrets masked."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                shown[name] = "**********"
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        return shown
+
+
+_overrides: dict[str, Any] = {}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once (after any CLI `configure`)."""
+    return Settings(**_overrides)
+
+
+def configure(**overrides: Any) -> Settings:
+    """Apply CLI flag values on top of env and files; None means "flag not given"."""
+    _overrides.update({key: value for key, value in overrides.items() if value is not None})
+    get_settings.cache_clear()
+    return get_settings()

@@ -1,0 +1,1 @@
+"""Deterministic telemetry simulators: degrading engines and electric vehicles."""

@@ -1,0 +1,109 @@
+"""Session fixtures: a real Tansu broker and a real moto S3 server on loopback.
+
+Unit tests of pure logic don't request these fixtures, so they never wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamapp.dev.stack import (
+    DEV_BUCKET,
+    DEV_PREFIX,
+    DEV_REGION,
+    DEV_S3_KEY,
+    DEV_S3_SECRET,
+    free_port,
+    start_broker,
+    start_s3,
+    stop_process,
+)
+from streamapp.settings import Settings
+from tests.support.worker import WorkerProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave logs and screenshots for a human to look at."""
+    path = ROOT / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real Tansu broker (memory storage) for the session."""
+    port = free_port()
+    process = start_broker(port, tmp_path_factory.mktemp("broker") / "broker.log")
+    yield f"127.0.0.1:{port}"
+    stop_process(process.pid)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Endpoint of a real moto S3 server for the session."""
+    port = free_port()
+    process = start_s3(port, tmp_path_factory.mktemp("s3") / "s3.log")
+    yield f"http://127.0.0.1:{port}"
+    stop_process(process.pid)
+
+
+def stack_env(kafka_broker: str, s3_endpoint: str, **extra: str) -> dict[str, str]:
+    """Environment of a process using the test stack, isolated by a fresh group/bucket."""
+    unique = uuid.uuid4().hex[:8]
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
+        "S3_ENDPOINT": s3_endpoint,
+        "S3_BUCKET": f"{DEV_BUCKET}-{unique}",
+        "S3_KEY": DEV_S3_KEY,
+        "S3_SECRET": DEV_S3_SECRET,
+        "S3_REGION": DEV_REGION,
+        "S3_PREFIX": DEV_PREFIX,
+        "KAFKA_GROUP_ID": f"streamapp-{unique}",
+        "TOPIC_TELEMETRY": f"telemetry-{unique}",
+        "TOPIC_TESLA": f"tesla_V-{unique}",
+        "TOPIC_FEATURES": f"extracted-features-{unique}",
+        "TOPIC_PREDICTIONS": f"rul-predictions-{unique}",
+        **extra,
+    }
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    return Settings(**{key.lower(): value for key, value in env.items()})
+
+
+@pytest.fixture
+def isolated_env(kafka_broker: str, s3_server: str) -> dict[str, str]:
+    """A fresh bucket, consumer group and set of topic names on the session stack."""
+    from streamapp import s3
+
+    env = stack_env(kafka_broker, s3_server)
+    asyncio.run(s3.ensure_bucket(settings_from_env(env)))
+    return env
+
+
+@pytest.fixture
+def start_worker(
+    tmp_path: Path, artifacts_dir: Path, request: pytest.FixtureRequest
+) -> Iterator:
+    """Factory of worker subprocesses; every one is stopped after the test."""
+    workers: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], name: str = "worker", extra_args: tuple[str, ...] = (),
+              data_dir: Path | None = None) -> WorkerProcess:
+        log = artifacts_dir / f"{request.node.name}-{name}.log"
+        log.unlink(missing_ok=True)
+        worker = WorkerProcess(env, data_dir or tmp_path / name, log, extra_args)
+        workers.append(worker.start())
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -1,0 +1,1 @@
+"""Test utilities: worker subprocesses, fault injection."""
