@@ -10,12 +10,13 @@ reprs or `streamapp config`.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_ENV_FILE = Path(".streamapp/dev.env")
 
@@ -108,6 +109,16 @@ class Settings(BaseSettings):
     temp_retention: float = Field(
         86400.0, ge=0, description="Age in seconds after which compacted temp objects go."
     )
+    buffer_asset_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Share of the worker buffer cap one asset may hold before its partition "
+        "is flushed early, so a chatty asset cannot starve the others.",
+    )
+    s3_retry_max_backoff: float = Field(
+        30.0, gt=0, description="Longest pause in seconds between retries of a failing S3 call."
+    )
 
     # --- Features --------------------------------------------------------------
     window_kind: Literal["tumbling", "hopping", "cycle"] = Field(
@@ -118,10 +129,10 @@ class Settings(BaseSettings):
     window_grace: float = Field(
         5.0, ge=0, description="Seconds after a window's end before it closes."
     )
-    feature_signals: list[str] = Field(
+    feature_signals: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Signals to compute features for; empty means all."
     )
-    feature_names: list[str] = Field(
+    feature_names: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Features to emit; empty means all of them."
     )
 
@@ -136,7 +147,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """Accept `a,b,c` from the environment as well as JSON lists."""
-        if isinstance(value, str) and not value.startswith("["):
+        if isinstance(value, str):
+            if value.startswith("["):
+                return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 

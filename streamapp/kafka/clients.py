@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -53,6 +54,20 @@ async def produce_lines(
     return sent
 
 
+async def _wait_for_partitions(
+    consumer: AIOKafkaConsumer, topic: str, timeout_s: float | None
+) -> set[int]:
+    """Partitions of a topic, waiting for it to be created (forever when no timeout)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout_s is None else loop.time() + timeout_s
+    while True:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if partitions or (deadline is not None and loop.time() >= deadline):
+            return partitions
+        await asyncio.sleep(0.5)
+        await consumer._client.force_metadata_update()
+
+
 @dataclass(frozen=True, slots=True)
 class ConsumedRecord:
     topic: str
@@ -80,10 +95,9 @@ async def consume(
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = await _wait_for_partitions(consumer, topic, idle_timeout_s)
         if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
+            return
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         if from_beginning:
             await consumer.seek_to_beginning()

@@ -23,7 +23,10 @@ def protojson(**overrides: object) -> bytes:
             {"key": "PackVoltage", "value": {"floatValue": 398.25}},
             {"key": "ChargeAmps", "value": {"intValue": 32}},
             {"key": "Odometer", "value": {"longValue": "123456"}},
-            {"key": "Location", "value": {"locationValue": {"latitude": 37.4, "longitude": -122.1}}},
+            {
+                "key": "Location",
+                "value": {"locationValue": {"latitude": 37.4, "longitude": -122.1}},
+            },
             {"key": "Gear", "value": {"shiftStateValue": "ShiftStateD"}},
             {"key": "DCDCEnable", "value": {"booleanValue": True}},
             {"key": "Version", "value": {"stringValue": "2026.44.1"}},
@@ -42,8 +45,13 @@ def test_protojson_keeps_every_numeric_form() -> None:
     assert result.asset_id == VIN
     assert format_ts(result.ts_ms) == "2026-11-22T06:00:00.123Z"
     assert result.signals == {
-        "VehicleSpeed": 55.0, "Soc": 80.5, "PackVoltage": 398.25, "ChargeAmps": 32.0,
-        "Odometer": 123456.0, "Location_latitude": 37.4, "Location_longitude": -122.1,
+        "VehicleSpeed": 55.0,
+        "Soc": 80.5,
+        "PackVoltage": 398.25,
+        "ChargeAmps": 32.0,
+        "Odometer": 123456.0,
+        "Location_latitude": 37.4,
+        "Location_longitude": -122.1,
         "DCDCEnable": 1.0,
     }
     assert result.metadata == {"source": "tesla_V", "is_resend": False}
@@ -69,7 +77,10 @@ def test_protobuf_payload_decodes_like_its_protojson() -> None:
         (protojson(createdAt="soon"), "createdAt"),
         (protojson(data="x"), "data must be"),
         (protojson(data=[{"key": "Soc", "value": {"quantumValue": 1}}]), "unknown value type"),
-        (protojson(data=[{"key": "Soc", "value": {"doubleValue": 1, "intValue": 2}}]), "exactly one"),
+        (
+            protojson(data=[{"key": "Soc", "value": {"doubleValue": 1, "intValue": 2}}]),
+            "exactly one",
+        ),
         (protojson(data=[{"key": "Gear", "value": {"shiftStateValue": "D"}}]), "no numeric data"),
         (protojson(data=[1]), "datum"),
         (b"\x08\x96\x01\xff\xff\xff", "protobuf"),

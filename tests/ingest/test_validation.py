@@ -15,8 +15,12 @@ KEY = b"ENGINE-0001"
 
 
 def record(**overrides: object) -> bytes:
-    base = {"asset_id": "ENGINE-0001", "ts": "2026-11-22T06:00:00.123Z",
-            "signals": {"s2": 642.1, "s3": 1589.7}, "cycle": 12}
+    base = {
+        "asset_id": "ENGINE-0001",
+        "ts": "2026-11-22T06:00:00.123Z",
+        "signals": {"s2": 642.1, "s3": 1589.7},
+        "cycle": 12,
+    }
     base.update(overrides)
     return json.dumps(base).encode()
 
@@ -67,7 +71,9 @@ def test_epoch_milliseconds_and_iso_agree() -> None:
         (b'{"a": "' + b"x" * (1024 * 1024 + 10) + b'"}', KEY, "too large"),
     ],
 )
-def test_bad_messages_are_refused_with_a_reason(value: bytes, key: bytes | None, reason: str) -> None:
+def test_bad_messages_are_refused_with_a_reason(
+    value: bytes, key: bytes | None, reason: str
+) -> None:
     result = validate_telemetry(value, key)
     assert isinstance(result, Invalid)
     assert reason in result.reason

@@ -1,0 +1,66 @@
+"""`streamapp dev up/down/status` start and stop exactly their own processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def streamapp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "S3_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "streamapp", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_dev_up_status_down_leave_no_process(tmp_path: Path) -> None:
+    (tmp_path / "topics.yaml").write_text((ROOT / "topics.yaml").read_text())
+    up = streamapp(tmp_path, "dev", "up")
+    assert up.returncode == 0, up.stderr
+    env = dict(line.split("=", 1) for line in (tmp_path / ".streamapp/dev.env").read_text().split())
+    assert set(env) >= {
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "S3_ENDPOINT",
+        "S3_BUCKET",
+        "S3_KEY",
+        "S3_SECRET",
+        "S3_REGION",
+        "S3_PREFIX",
+    }
+    assert env["S3_SECRET"] not in up.stdout + up.stderr
+    pids = [
+        int((tmp_path / f".streamapp/pids/{name}.pid").read_text()) for name in ("broker", "s3")
+    ]
+    assert all(alive(pid) for pid in pids)
+    again = streamapp(tmp_path, "dev", "up")
+    assert again.returncode == 0
+    assert [
+        int((tmp_path / f".streamapp/pids/{n}.pid").read_text()) for n in ("broker", "s3")
+    ] == pids
+    listed = streamapp(tmp_path, "topics", "list")
+    assert listed.returncode == 0 and "telemetry.dlq\t8" in listed.stdout
+    assert "running" in streamapp(tmp_path, "dev", "status").stdout
+    down = streamapp(tmp_path, "dev", "down")
+    assert down.returncode == 0 and "broker" in down.stdout
+    assert not any(alive(pid) for pid in pids)
+    assert not (tmp_path / ".streamapp/dev.env").exists()
+    assert "nothing was running" in streamapp(tmp_path, "dev", "down").stdout
+    assert "stopped" in streamapp(tmp_path, "dev", "status").stdout
