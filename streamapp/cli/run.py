@@ -8,6 +8,7 @@ summary read from the worker's own /metrics every second, and on Ctrl-C or after
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -77,7 +78,7 @@ def summary_line(families: dict[str, list[tuple[dict[str, str], float]]], elapse
     return "  ".join(parts)
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         return subprocess.Popen(
@@ -85,6 +86,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
 
 
@@ -113,7 +115,21 @@ def _stop(started: Started) -> None:
     help="Share of malformed messages, to show the dead-letter queue at work.",
 )
 @click.option("--web-port", default=6066, show_default=True, help="Worker web port.")
-def run(duration: float, assets: int, rate: float, invalid_fraction: float, web_port: int) -> None:
+@click.option(
+    "--window-kind",
+    type=click.Choice(["cycle", "tumbling", "hopping"]),
+    default="cycle",
+    show_default=True,
+    help="Feature windows of the worker (the shipped model reads cycle windows).",
+)
+def run(
+    duration: float,
+    assets: int,
+    rate: float,
+    invalid_fraction: float,
+    web_port: int,
+    window_kind: str,
+) -> None:
     """Run the product on the embedded stack with simulated engines and a live summary."""
     from streamapp.dev.stack import DevStack, StackError
 
@@ -128,7 +144,11 @@ def run(duration: float, assets: int, rate: float, invalid_fraction: float, web_
     started = Started([], stack_started)
     try:
         started.processes.append(
-            _spawn(["worker", "--web-port", str(web_port)], logs / "worker.log")
+            _spawn(
+                ["worker", "--web-port", str(web_port)],
+                logs / "worker.log",
+                {"WINDOW_KIND": window_kind},
+            )
         )
         started.processes.append(
             _spawn(
