@@ -8,6 +8,10 @@ DURATION ?= 0
 .PHONY: run test lint format chaos bench clean
 
 $(STAMP): pyproject.toml
+	@# Headless Chromium for the fleet page test (Debian package; no browser downloads).
+	@test -x /usr/bin/chromium || apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: could not install chromium; tests/web/test_fleet_page.py needs it"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0

@@ -9,8 +9,16 @@ from streamapp.settings import Settings
 
 def register_all(app: faust.App, settings: Settings) -> None:
     """Attach the ingestion, archive, feature and RUL agents and the web views."""
+    from streamapp.archive import agent as archive_agent
+    from streamapp.features import agent as features_agent
     from streamapp.ingest import agent as ingest_agent
+    from streamapp.observability import faust_metrics
+    from streamapp.rul import agent as rul_agent
     from streamapp.web import views
 
     ingest_agent.register(app, settings)
+    archive_agent.register(app, settings)
+    features_agent.register(app, settings)
+    rul_agent.register(app, settings)
     views.register(app, settings)
+    faust_metrics.register(app, settings)

@@ -87,6 +87,18 @@ class Settings(BaseSettings):
         None, description="Key required in X-Api-Key by mutating HTTP endpoints (secret)."
     )
     http_max_body_bytes: int = Field(4 * MiB, description="Largest accepted HTTP request body.")
+    fleet_backlog_per_partition: int = Field(
+        500, ge=0, description="Fleet page: predictions re-read per partition at worker start."
+    )
+    fleet_history_points: int = Field(
+        120, ge=2, description="Fleet page: predictions kept per asset for its RUL chart."
+    )
+    fleet_max_assets: int = Field(
+        5000, ge=1, description="Fleet page: assets kept (least recently updated dropped)."
+    )
+    rul_alert_threshold_cycles: float = Field(
+        30.0, gt=0, description="Predicted RUL under which an asset counts as needing attention."
+    )
 
     # --- Validation ------------------------------------------------------------
     max_payload_bytes: int = Field(1 * MiB, description="Largest accepted telemetry message.")
@@ -136,10 +148,20 @@ class Settings(BaseSettings):
         default_factory=list, description="Features to emit; empty means all of them."
     )
 
+    feature_batch_size: int = Field(
+        20000, ge=1, description="Most telemetry records the feature agent applies per batch."
+    )
+    feature_batch_within_s: float = Field(
+        1.0, gt=0, description="Longest wait to fill a feature batch (bounds emission delay)."
+    )
+
     # --- RUL serving -------------------------------------------------------------
     rul_batch_size: int = Field(512, ge=1, description="Most feature records per inference.")
     rul_batch_timeout_ms: float = Field(
         20.0, ge=0, description="Longest wait to fill an inference batch."
+    )
+    rul_sequence_length: int = Field(
+        30, ge=1, description="Feature rows kept per asset while no model names its window."
     )
     torch_threads: int = Field(1, ge=1, description="Intra-op threads of torch in a worker.")
 

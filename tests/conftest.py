@@ -83,21 +83,29 @@ def settings_from_env(env: dict[str, str]) -> Settings:
 def isolated_env(kafka_broker: str, s3_server: str) -> dict[str, str]:
     """A fresh bucket, consumer group and set of topic names on the session stack."""
     from streamapp import s3
+    from streamapp.kafka import topics
 
     env = stack_env(kafka_broker, s3_server)
-    asyncio.run(s3.ensure_bucket(settings_from_env(env)))
+    settings = settings_from_env(env)
+    asyncio.run(s3.ensure_bucket(settings))
+    inputs = (settings.topic_telemetry, settings.topic_tesla, settings.topic_features)
+    names = [*inputs, *(settings.dlq_topic(name) for name in inputs), settings.topic_predictions]
+    specs = [topics.TopicSpec(name, settings.topic_partitions, 1) for name in names]
+    asyncio.run(topics.apply(settings, specs))
     return env
 
 
 @pytest.fixture
-def start_worker(
-    tmp_path: Path, artifacts_dir: Path, request: pytest.FixtureRequest
-) -> Iterator:
+def start_worker(tmp_path: Path, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator:
     """Factory of worker subprocesses; every one is stopped after the test."""
     workers: list[WorkerProcess] = []
 
-    def start(env: dict[str, str], name: str = "worker", extra_args: tuple[str, ...] = (),
-              data_dir: Path | None = None) -> WorkerProcess:
+    def start(
+        env: dict[str, str],
+        name: str = "worker",
+        extra_args: tuple[str, ...] = (),
+        data_dir: Path | None = None,
+    ) -> WorkerProcess:
         log = artifacts_dir / f"{request.node.name}-{name}.log"
         log.unlink(missing_ok=True)
         worker = WorkerProcess(env, data_dir or tmp_path / name, log, extra_args)

@@ -290,9 +290,26 @@ def simulate(
 
 def _register_concepts() -> None:
     """Commands owned by each concept's own CLI module."""
+    from streamapp.cli import archive as archive_module
+    from streamapp.cli import features as features_module
+    from streamapp.cli import replay as replay_module
+    from streamapp.cli import rul as rul_module
     from streamapp.cli import run as run_module
 
     cli.add_command(run_module.run)
+    cli.add_command(replay_module.replay)
+    cli.add_command(rul_module.train)
+    cli.add_command(rul_module.evaluate)
+    cli.add_command(rul_module.models)
+    cli.add_command(archive_module.archive)
+    bench.add_command(rul_module.bench_inference, "inference")
+    bench.add_command(archive_module.bench_archive, "archive")
+    bench.add_command(features_module.bench_features, "features")
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks printing JSON: archive, features, inference."""
 
 
 _register_concepts()

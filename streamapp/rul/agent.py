@@ -36,7 +36,9 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
         "rul-sequences",
         default=None,
         partitions=settings.topic_partitions,
-        value_serializer="json",
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
     )
     live = LiveModel(settings.models_dir)
 
@@ -76,7 +78,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             make_current(event)
             if record.asset_id not in states:
                 states[record.asset_id] = (
-                    AssetSequence.from_json(sequences.get(record.asset_id)),
+                    AssetSequence.from_bytes(sequences.get(record.asset_id.encode())),
                     event,
                 )
             state = states[record.asset_id][0]
@@ -91,13 +93,14 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                 metrics.SKIPPED.labels(outcome).inc()
             elif ensemble is None:
                 metrics.SKIPPED.labels("no_model").inc()
+                live.warn_if_missing()
             else:
                 pending.append((record, state, event, list(state.rows)))
         if pending and ensemble is not None:
             await publish(ensemble, pending)
         for asset_id, (state, event) in states.items():
             make_current(event)
-            sequences[asset_id] = state.to_json()
+            sequences[asset_id.encode()] = state.to_bytes()
 
     async def publish(ensemble: Ensemble, pending: list) -> None:
         started = time.perf_counter()

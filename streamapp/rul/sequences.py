@@ -100,6 +100,14 @@ class AssetSequence:
             "recent": {str(offset): text for offset, text in self.recent.items()},
         }
 
+    def to_bytes(self) -> bytes:
+        """The table value: compact JSON (the changelog carries rows and guard together)."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, value: bytes | None) -> AssetSequence:
+        return cls.from_json(json.loads(value) if value else None)
+
     @classmethod
     def from_json(cls, value: dict[str, Any] | None) -> AssetSequence:
         if not value:

@@ -85,9 +85,9 @@ def test_state_round_trips_through_its_table_value() -> None:
     state = AssetSequence()
     apply(state, parsed(1), 1, None, 30)
     remember(state, 1, "prediction")
-    again = AssetSequence.from_json(json.loads(json.dumps(state.to_json())))
+    again = AssetSequence.from_bytes(state.to_bytes())
     assert again == state
-    assert AssetSequence.from_json(None) == AssetSequence()
+    assert AssetSequence.from_bytes(None) == AssetSequence()
 
 
 def test_recent_predictions_are_bounded() -> None:

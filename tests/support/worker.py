@@ -18,8 +18,9 @@ from streamapp.dev.stack import free_port, stop_process
 class WorkerProcess:
     """A `streamapp worker` subprocess with its own web port and state directory."""
 
-    def __init__(self, env: dict[str, str], data_dir: Path, log_path: Path,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, env: dict[str, str], data_dir: Path, log_path: Path, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.env = env
         self.data_dir = data_dir
         self.log_path = log_path
@@ -32,13 +33,20 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.web_port}"
 
     def start(self) -> WorkerProcess:
-        env = {**os.environ, **self.env, "DATA_DIR": str(self.data_dir),
-               "WEB_PORT": str(self.web_port)}
+        env = {
+            **os.environ,
+            **self.env,
+            "DATA_DIR": str(self.data_dir),
+            "WEB_PORT": str(self.web_port),
+        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streamapp", "worker", *self.extra_args],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 

@@ -1,0 +1,294 @@
+"""The archive agent: raw `telemetry` and `tesla_V` messages -> S3 temp objects, exactly once.
+
+Why it is exactly once (each step is tested in tests/archive):
+
+* Faust commits a partition's offset only up to the first message not yet acked
+  (`Consumer._new_offset`), and this agent acks a message only after the temp object
+  holding it is written, one partition's objects strictly in offset order. So every
+  committed offset is durable in S3; a crash replays only uncommitted messages.
+* A replayed message whose offset S3 already holds is acked without a write: on the
+  first message of a partition after an assignment the agent lists that partition's
+  temp objects and resumes after the highest offset found (or sealed for writing by
+  this process, whose writes retry until they land). No offset goes into two objects.
+* After every rebalance Faust seeks each partition back to its committed offset and
+  drops events of the old generation; the agent discards what it had buffered but not
+  sealed (those messages come again) and re-reads S3 before resuming.
+
+Throughput: the agent takes events from its channel's queue in bulk instead of one
+`async for` step per event (a generator round trip and several awaits each), and
+`streamapp.kafka.drain` removes the per-message task churn of Faust's fetch loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from streamapp.archive import metrics
+from streamapp.archive.buffer import Batch, BufferLimits, WorkerBuffers
+from streamapp.archive.records import (
+    ArchivedRecord,
+    encode_line,
+    encode_object,
+    parse_temp_key,
+    temp_key,
+    temp_partition_prefix,
+)
+from streamapp.archive.store import ArchiveStore
+from streamapp.kafka import drain
+from streamapp.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.1
+BULK = 2000
+Key = tuple[str, int]
+
+
+class ArchiveFailed(RuntimeError):
+    """A temp object could not be written for a reason retrying cannot fix."""
+
+
+class Archiver:
+    """Buffers, seals and writes one worker's archive messages; acks only what is written."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        on_written: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.prefix = settings.s3_prefix.strip("/")
+        self.buffers = WorkerBuffers(BufferLimits.from_settings(settings))
+        self.on_written = on_written
+        self.store: ArchiveStore | None = None
+        self.generation: int | None = None
+        self.resume: dict[Key, int] = {}
+        self.last_seen: dict[Key, int] = {}
+        self.sealed_last: dict[Key, int] = {}
+        self.queues: dict[Key, asyncio.Queue[Batch]] = {}
+        self.writers: dict[Key, asyncio.Task[None]] = {}
+        self.pending: dict[Key, int] = {}
+        self.freed = asyncio.Event()
+        self.failure: BaseException | None = None
+        self.first_message_at: float | None = None
+
+    # --- the agent loop -----------------------------------------------------------
+    async def run(self, stream: faust.StreamT) -> None:
+        queue = stream.channel.queue
+        async with ArchiveStore(self.settings) as store:
+            self.store = store
+            try:
+                while True:
+                    self._raise_failure()
+                    await self._wait_for_memory()
+                    events = await self._take(queue)
+                    for event in events:
+                        if self.buffers.at_cap:
+                            await self._wait_for_memory()
+                        await self._archive(event.message)
+                    self._seal_due()
+            finally:
+                for task in self.writers.values():
+                    task.cancel()
+                self.store = None
+
+    async def _take(self, queue: Any) -> list[Any]:
+        """Up to BULK queued events without a suspension each; waits a tick when idle."""
+        if queue.empty():
+            try:
+                first = await asyncio.wait_for(queue.get(), TICK_S)
+            except TimeoutError:
+                return []
+            events = [first]
+        else:
+            events = []
+        get = queue.get_nowait
+        while len(events) < BULK and not queue.empty():
+            events.append(get())
+        return events
+
+    async def _wait_for_memory(self) -> None:
+        """Backpressure: take nothing while the worker holds its cap of bytes."""
+        while self.buffers.at_cap:
+            self._raise_failure()
+            self._seal_due()
+            self.freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.freed.wait(), TICK_S)
+
+    async def _archive(self, message: Any) -> None:
+        current = self.app.consumer_generation_id
+        if message.generation_id != current:
+            return
+        if current != self.generation:
+            self._new_generation(current)
+        key = (message.topic, message.partition)
+        offset = message.offset
+        if offset <= self.last_seen.get(key, -1):
+            return
+        self.last_seen[key] = offset
+        resume = self.resume.get(key)
+        if resume is None:
+            resume = self.resume[key] = await self._resume_point(key)
+        if offset <= resume:
+            message.ack(self.app.consumer)
+            metrics.SKIPPED.labels(message.topic).inc()
+            return
+        if self.first_message_at is None:
+            self.first_message_at = time.monotonic()
+        line = encode_line(
+            ArchivedRecord(
+                message.topic,
+                message.partition,
+                offset,
+                int(message.timestamp * 1000),
+                message.key,
+                message.value,
+                tuple(message.headers or ()),
+            )
+        )
+        self.buffers.add(
+            message.topic, message.partition, offset, message.key, line, message, time.monotonic()
+        )
+
+    def _new_generation(self, generation: int) -> None:
+        """After a rebalance: unsealed messages come again from the committed offset."""
+        dropped = self.buffers.discard()
+        if dropped:
+            logger.info("rebalance: %d buffered messages will be read again", dropped)
+        self.generation = generation
+        self.resume.clear()
+        self.last_seen.clear()
+
+    async def _resume_point(self, key: Key) -> int:
+        """Highest offset of this partition in S3 or sealed here for writing; -1 if none."""
+        assert self.store is not None
+        topic, partition = key
+        highest = self.sealed_last.get(key, -1)
+        for info in await self.store.list(temp_partition_prefix(self.prefix, topic, partition)):
+            found = parse_temp_key(self.prefix, info.key)
+            if found is not None:
+                highest = max(highest, found.last_offset)
+        return highest
+
+    # --- sealing and writing -------------------------------------------------------
+    def _seal_due(self) -> None:
+        now = time.monotonic()
+        if self.app.rebalancing:
+            due = [(b, "rebalance") for b in self.buffers.partitions.values() if b.lines]
+        else:
+            due = self.buffers.due(now)
+        for buffer, reason in due:
+            self._enqueue(buffer.seal(reason))
+        for (topic, partition), (count, nbytes) in self.buffers.stats().items():
+            metrics.BUFFER_MESSAGES.labels(topic, str(partition)).set(count)
+            metrics.BUFFER_BYTES.labels(topic, str(partition)).set(nbytes)
+        metrics.HELD_BYTES.set(self.buffers.held_bytes)
+
+    def _enqueue(self, batch: Batch) -> None:
+        key = (batch.topic, batch.partition)
+        self.sealed_last[key] = batch.last_offset
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = asyncio.Queue()
+            self.writers[key] = asyncio.create_task(self._writer(key, queue))
+        self.pending[key] = self.pending.get(key, 0) + 1
+        queue.put_nowait(batch)
+
+    async def _writer(self, key: Key, queue: asyncio.Queue[Batch]) -> None:
+        """Writes one partition's batches one after the other, so acks stay in order."""
+        while True:
+            batch = await queue.get()
+            try:
+                await self._write(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failure = exc
+                raise
+            finally:
+                self.pending[key] -= 1
+
+    async def _write(self, batch: Batch) -> None:
+        assert self.store is not None
+        started = time.monotonic()
+        body = await asyncio.to_thread(encode_object, batch.lines)
+        name = temp_key(
+            self.prefix, batch.topic, batch.partition, batch.first_offset, batch.last_offset
+        )
+        await self.store.put(name, body, "application/gzip")
+        consumer = self.app.consumer
+        for message in batch.messages:
+            message.ack(consumer)
+        self.buffers.released(batch)
+        self.freed.set()
+        metrics.MESSAGES.labels(batch.topic).inc(len(batch.messages))
+        metrics.BYTES.labels("temp").inc(len(body))
+        metrics.OBJECTS.labels("temp").inc()
+        metrics.COMPRESSION_RATIO.labels("temp").set(batch.nbytes / max(1, len(body)))
+        metrics.FLUSH_SECONDS.observe(time.monotonic() - started)
+        if self.on_written is not None:
+            self.on_written(batch)
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise ArchiveFailed(f"cannot write the archive: {self.failure!r}") from self.failure
+
+    async def wait_written(self, keys: set[Key], timeout: float) -> bool:
+        """Wait (bounded) until no batch of `keys` is waiting to be written."""
+        deadline = time.monotonic() + timeout
+        while any(self.pending.get(key, 0) for key in keys):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+
+def raw_topics(app: faust.App, settings: Settings) -> faust.TopicT:
+    """One raw-bytes channel over both archived topics: the archive keeps bytes as they came."""
+    return app.topic(
+        settings.topic_telemetry,
+        settings.topic_tesla,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def register(
+    app: faust.App, settings: Settings, on_written: Callable[[Batch], None] | None = None
+) -> Archiver:
+    """Attach the archive agent, its rebalance hook and the periodic compaction."""
+    from streamapp.archive.compaction import compact_owned_topics
+
+    drain.install(app)
+    archiver = Archiver(app, settings, on_written)
+
+    @app.agent(raw_topics(app, settings), name="archive")
+    async def archive(stream: faust.StreamT) -> None:
+        """Every message of `telemetry` and `tesla_V`, valid or not, into the temp layer."""
+        await archiver.run(stream)
+
+    @app.on_partitions_revoked.connect
+    async def finish_revoked_writes(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        """Let writes of revoked partitions land before another worker lists S3 for them."""
+        keys = {(tp.topic, tp.partition) for tp in revoked}
+        if not await archiver.wait_written(keys, settings.kafka_session_timeout_s / 2):
+            logger.warning("revoked partitions still have temp writes in flight")
+
+    @app.timer(settings.compression_interval, name="archive-compaction")
+    async def compaction() -> None:
+        """Compact closed hours and apply retention for the topics whose partition 0 is ours."""
+        await compact_owned_topics(app, settings)
+
+    return archiver

@@ -1,0 +1,220 @@
+"""RUL commands: `train`, `evaluate`, `models list|activate` and `bench inference`.
+
+Exported click objects (registered by the lead in streamapp/cli/main.py): `train`,
+`evaluate`, `models` (group) and `bench_inference` (named `inference`, for the `bench` group).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from streamapp.rul.artifacts import (
+    ArtifactError,
+    activate,
+    active_version,
+    list_versions,
+    load_active,
+    load_ensemble,
+    save_ensemble,
+)
+from streamapp.rul.data import (
+    cmapss_inputs,
+    informative_features,
+    load_cmapss,
+    load_feature_records,
+)
+from streamapp.rul.evaluate import bench_inference as run_bench
+from streamapp.rul.evaluate import evaluate as run_evaluate
+from streamapp.rul.evaluate import format_table, write_report
+from streamapp.rul.networks import MODEL_KINDS
+from streamapp.rul.serving import Ensemble
+from streamapp.rul.training import TrainConfig, train_ensemble
+from streamapp.settings import get_settings
+
+
+def _models_dir(value: Path | None) -> Path:
+    return value if value is not None else get_settings().models_dir
+
+
+def _load(model_dir: Path | None, models_dir: Path | None) -> Ensemble:
+    try:
+        if model_dir is not None:
+            return load_ensemble(model_dir)
+        return load_active(_models_dir(models_dir))
+    except ArtifactError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _parse_models(value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip().lower() for k in value.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in MODEL_KINDS]
+    if not kinds or unknown:
+        raise click.BadParameter(f"choose from {', '.join(MODEL_KINDS)}", param_hint="--models")
+    return kinds
+
+
+@click.command("train")
+@click.option(
+    "--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
+    help="C-MAPSS directory, or a JSON-lines file of extracted-features records.",
+)  # fmt: skip
+@click.option("--subset", default="FD001", show_default=True, help="C-MAPSS subset FD00x.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["cmapss", "features"]), default="cmapss",
+    show_default=True, help="features: run-to-failure extracted-features JSON lines.",
+)  # fmt: skip
+@click.option("--models", "models", default=",".join(MODEL_KINDS), show_default=True)
+@click.option("--epochs", default=40, show_default=True, type=click.IntRange(1))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Models directory.")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--cap", default=125.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--window", default=30, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--level",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+)
+@click.option(
+    "--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads."
+)
+@click.option("--activate/--no-activate", "make_active", default=True, show_default=True)
+def train(
+    data: Path, subset: str, fmt: str, models: str, epochs: int, out: Path | None, seed: int,
+    cap: float, window: int, level: float, threads: int, make_active: bool,
+) -> None:  # fmt: skip
+    """Train the LSTM/GRU/TCN ensemble, calibrate its intervals, save a new model version."""
+    torch.set_num_threads(threads)
+    if fmt == "cmapss":
+        fleet = load_cmapss(data, subset, "train")
+        inputs, conditions = cmapss_inputs(fleet)
+        name = subset.lower()
+    else:
+        fleet = load_feature_records(data)
+        inputs, conditions = informative_features(fleet), []
+        name = "features"
+    cfg = TrainConfig(
+        models=_parse_models(models), epochs=epochs, seed=seed, window=window, cap=cap,
+        level=level,
+    )  # fmt: skip
+    click.echo(
+        f"training {','.join(cfg.models)} on {len(fleet)} assets, {len(inputs)} features"
+        f"{' (per-condition normalisation)' if conditions else ''}, window {window}, "
+        f"cap {cap:g}, seed {seed}, {threads} threads",
+        err=True,
+    )
+
+    def progress(kind: str, epoch: int, total: int, tr: float, val: float, secs: float) -> None:
+        click.echo(
+            f"  {kind} epoch {epoch:3d}/{total}  train RMSE {tr:6.2f}  "
+            f"val last-cycle RMSE {val:6.2f}  ({secs:.1f}s)",
+            err=True,
+        )
+
+    start = time.perf_counter()
+    ens = train_ensemble(fleet, inputs, conditions, cfg, progress)
+    ens.metrics["subset"] = name
+    ens.metrics["data"] = {"format": fmt, "subset": subset if fmt == "cmapss" else None}
+    models_dir = _models_dir(out)
+    path = save_ensemble(ens, models_dir)
+    if make_active:
+        activate(models_dir, ens.version)
+    m = ens.metrics
+    click.echo(
+        f"saved {path} ({'active' if make_active else 'not activated'}) in "
+        f"{time.perf_counter() - start:.0f}s; validation RMSE "
+        + ", ".join(f"{k} {v:.2f}" for k, v in m["validation_rmse"].items())
+        + f"; weights {m['weighting']['scheme']}; intervals {m['conformal_mode']}"
+    )
+
+
+@click.command("evaluate")
+@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--subset", default="FD001", show_default=True)
+@click.option("--model-dir", type=click.Path(path_type=Path), default=None, help="Default: ACTIVE.")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--report", type=click.Path(path_type=Path), default=None, help="Report directory.")
+def evaluate(
+    data: Path, subset: str, model_dir: Path | None, models_dir: Path | None, as_json: bool,
+    report: Path | None,
+) -> None:  # fmt: skip
+    """Score a model version on a C-MAPSS test set (last cycle per engine, RUL capped)."""
+    ens = _load(model_dir, models_dir)
+    test = load_cmapss(data, subset, "test")
+    result = run_evaluate(ens, test, subset.upper())
+    if report is not None:
+        result["report"] = str(write_report(ens, test, result, report))
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items() if k != "per_engine"}, indent=2))
+        return
+    click.echo(
+        f"model {result['model_version']} on {result['subset']} test, {result['engines']} engines"
+    )
+    click.echo(f"protocol: {result['protocol']}")
+    click.echo(format_table(result))
+    if report is not None:
+        click.echo(f"report: {result['report']}")
+
+
+@click.group("models")
+def models() -> None:
+    """List and activate trained model versions."""
+
+
+@models.command("list")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+def list_cmd(models_dir: Path | None) -> None:
+    """Versions in the models directory; * marks the active one."""
+    root = _models_dir(models_dir)
+    active = active_version(root)
+    versions = list_versions(root)
+    if not versions:
+        click.echo(f"no model versions in {root}")
+    for version in versions:
+        try:
+            metrics = json.loads((root / version / "metrics.json").read_text(encoding="utf-8"))
+            val = metrics["validation_rmse"]["ensemble"]
+            info = f"validation RMSE {val:.2f}, members {','.join(metrics['members'])}"
+        except (OSError, ValueError, KeyError):
+            info = "unreadable metrics"
+        click.echo(f"{'*' if version == active else ' '} {version}  {info}")
+
+
+@models.command("activate")
+@click.argument("version")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+def activate_cmd(version: str, models_dir: Path | None) -> None:
+    """Verify VERSION's checksums and make it the active model."""
+    root = _models_dir(models_dir)
+    try:
+        activate(root, version)
+    except ArtifactError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"active model: {version}")
+
+
+@click.command("inference")
+@click.option("--model-dir", type=click.Path(path_type=Path), default=None, help="Default: ACTIVE.")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--threads", type=click.IntRange(1), default=None, help="Default: TORCH_THREADS.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_inference(
+    model_dir: Path | None, models_dir: Path | None, threads: int | None, as_json: bool
+) -> None:
+    """Parameter counts and predictions/s per model and the ensemble at batch 1, 64, 512."""
+    torch.set_num_threads(threads or get_settings().torch_threads)
+    ens = _load(model_dir, models_dir)
+    result = {"model_version": ens.version, **run_bench(ens)}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"model {ens.version}, torch threads {result['torch_threads']}")
+    click.echo("params: " + ", ".join(f"{k} {v}" for k, v in result["params"].items()))
+    for batch, row in result["predictions_per_s"].items():
+        click.echo(f"batch {batch:>4}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in row.items()))

@@ -1,0 +1,1 @@
+"""Windowed feature extraction with state in RocksDB tables."""

@@ -1,0 +1,271 @@
+"""Faust's own statistics and consumer lag as Prometheus metrics.
+
+Faust ships a Prometheus monitor, but it replaces `app.monitor`, names metrics after
+the app id (which differs per deployment, so dashboards could not be shared) and
+counts latencies in milliseconds. This sensor sits beside the default monitor and
+uses stable `streamapp_faust_*` names in seconds.
+
+Consumer lag is computed at scrape time from the high watermark carried by the last
+FETCH response of each partition minus the position committed by Faust. It never
+calls ListOffsets (`end_offsets`), which the embedded broker answers wrongly and
+which would cost a broker round trip per scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from time import monotonic
+from typing import Any
+
+import faust
+from faust.sensors import Sensor
+from faust.types import TP, CollectionT, EventT, Message, PendingMessage, RecordMetadata, StreamT
+from faust.types.transports import ConsumerT, ProducerT
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streamapp.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+REBALANCE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+MESSAGES_RECEIVED = Counter(
+    "streamapp_faust_messages_received_total",
+    "Messages received by the worker's consumer, per topic.",
+    ["topic"],
+)
+EVENTS = Counter(
+    "streamapp_faust_events_total",
+    "Events delivered to agent streams, per topic.",
+    ["topic"],
+)
+EVENT_SECONDS = Histogram(
+    "streamapp_faust_event_processing_seconds",
+    "Time from an event entering a stream to its acknowledgement.",
+    buckets=LATENCY_BUCKETS,
+)
+MESSAGES_SENT = Counter(
+    "streamapp_faust_messages_sent_total",
+    "Messages acknowledged by the broker after a send, per topic.",
+    ["topic"],
+)
+SEND_ERRORS = Counter(
+    "streamapp_faust_send_errors_total",
+    "Sends the broker did not acknowledge, per topic.",
+    ["topic"],
+)
+SEND_SECONDS = Histogram(
+    "streamapp_faust_send_latency_seconds",
+    "Time from a send being buffered to the broker's acknowledgement.",
+    buckets=LATENCY_BUCKETS,
+)
+COMMITS = Counter("streamapp_faust_commits_total", "Offset commits completed by the worker.")
+COMMIT_SECONDS = Histogram(
+    "streamapp_faust_commit_latency_seconds",
+    "Duration of an offset commit.",
+    buckets=LATENCY_BUCKETS,
+)
+REBALANCES = Counter(
+    "streamapp_faust_rebalances_total", "Consumer group rebalances this worker went through."
+)
+REBALANCE_SECONDS = Histogram(
+    "streamapp_faust_rebalance_seconds",
+    "Duration of a rebalance, table recovery included.",
+    buckets=REBALANCE_BUCKETS,
+)
+TABLE_OPERATIONS = Counter(
+    "streamapp_faust_table_operations_total",
+    "Table reads, writes and deletes, per table.",
+    ["table", "operation"],
+)
+BUFFER_FULL = Counter(
+    "streamapp_faust_topic_buffer_full_total",
+    "Times a stream's buffer was full and the consumer had to wait (backpressure), per topic.",
+    ["topic"],
+)
+
+
+class StreamappSensor(Sensor):
+    """Feeds the counters and histograms above from Faust's sensor callbacks."""
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        MESSAGES_RECEIVED.labels(tp.topic).inc()
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict[str, float]:
+        EVENTS.labels(tp.topic).inc()
+        return {"start": monotonic()}
+
+    def on_stream_event_out(
+        self,
+        tp: TP,
+        offset: int,
+        stream: StreamT,
+        event: EventT,
+        state: dict[str, float] | None = None,
+    ) -> None:
+        if state is not None:
+            EVENT_SECONDS.observe(monotonic() - state["start"])
+
+    def on_topic_buffer_full(self, tp: TP) -> None:
+        BUFFER_FULL.labels(tp.topic).inc()
+
+    def on_table_get(self, table: CollectionT, key: Any) -> None:
+        TABLE_OPERATIONS.labels(table.name, "get").inc()
+
+    def on_table_set(self, table: CollectionT, key: Any, value: Any) -> None:
+        TABLE_OPERATIONS.labels(table.name, "set").inc()
+
+    def on_table_del(self, table: CollectionT, key: Any) -> None:
+        TABLE_OPERATIONS.labels(table.name, "del").inc()
+
+    def on_commit_initiated(self, consumer: ConsumerT) -> float:
+        return monotonic()
+
+    def on_commit_completed(self, consumer: ConsumerT, state: Any) -> None:
+        COMMITS.inc()
+        COMMIT_SECONDS.observe(monotonic() - float(state))
+
+    def on_send_initiated(
+        self,
+        producer: ProducerT,
+        topic: str,
+        message: PendingMessage,
+        keysize: int,
+        valsize: int,
+    ) -> tuple[str, float]:
+        return topic, monotonic()
+
+    def on_send_completed(self, producer: ProducerT, state: Any, metadata: RecordMetadata) -> None:
+        topic, start = state
+        MESSAGES_SENT.labels(topic).inc()
+        SEND_SECONDS.observe(monotonic() - start)
+
+    def on_send_error(self, producer: ProducerT, exc: BaseException, state: Any) -> None:
+        topic, _ = state
+        SEND_ERRORS.labels(topic).inc()
+
+    def on_rebalance_start(self, app: faust.App) -> dict[str, float]:
+        REBALANCES.inc()
+        return {"start": monotonic()}
+
+    def on_rebalance_end(self, app: faust.App, state: dict[str, float]) -> None:
+        REBALANCE_SECONDS.observe(monotonic() - state["start"])
+
+
+def partition_lag(highwater: int | None, position: int | None) -> int | None:
+    """Messages behind in one partition; None while the fetch has not told us the end."""
+    if highwater is None or position is None:
+        return None
+    return max(0, highwater - position)
+
+
+def table_keys(table: CollectionT) -> int:
+    """Keys in the table's active partitions; RocksDB's own estimate avoids a full scan."""
+    store = table.data
+    if getattr(store, "use_rocksdict", False) and hasattr(store, "_dbs_for_actives"):
+        return sum(
+            int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+            for db in store._dbs_for_actives()
+        )
+    return len(store)
+
+
+class FaustStateCollector(Collector):
+    """Lag, assignment and table sizes read from the running app at scrape time."""
+
+    def __init__(self) -> None:
+        self.app: faust.App | None = None
+
+    def bind(self, app: faust.App) -> None:
+        self.app = app
+
+    def _positions(self, app: faust.App) -> Iterator[tuple[TP, int | None, int | None]]:
+        """(partition, fetch highwater, committed-or-fetch position) per assigned input TP."""
+        consumer = app.consumer
+        thread = getattr(consumer, "_thread", None)
+        client = getattr(thread, "_consumer", None)
+        if client is None:
+            return
+        changelogs = set(app.tables.changelog_topics)
+        assignment = client._subscription.subscription
+        if assignment is None or assignment.assignment is None:
+            return
+        for tp in sorted(assignment.assignment.tps):
+            if tp.topic in changelogs:
+                continue
+            state = assignment.assignment.state_value(tp)
+            committed = consumer._committed_offset.get(tp)
+            position = committed
+            if position is None and state.has_valid_position:
+                position = state.position
+            yield tp, state.highwater, position
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        lag = GaugeMetricFamily(
+            "streamapp_consumer_lag_messages",
+            "Messages not yet processed and committed, per input partition assigned to this "
+            "worker (fetch high watermark minus committed offset).",
+            labels=["topic", "partition"],
+        )
+        highwaters = GaugeMetricFamily(
+            "streamapp_consumer_highwater_offset",
+            "High watermark of each assigned input partition, from the last fetch response.",
+            labels=["topic", "partition"],
+        )
+        assigned = GaugeMetricFamily(
+            "streamapp_faust_assigned_partitions",
+            "Partitions assigned to this worker, changelogs included.",
+        )
+        tables = GaugeMetricFamily(
+            "streamapp_faust_table_keys",
+            "Approximate keys held in the active partitions of each table.",
+            labels=["table"],
+        )
+        app = self.app
+        if app is not None and app.consumer is not None and app.started:
+            try:
+                assigned.add_metric([], len(app.consumer.assignment()))
+            except Exception:  # the consumer thread is not started yet
+                assigned.add_metric([], 0)
+            for tp, highwater, position in self._positions(app):
+                behind = partition_lag(highwater, position)
+                if behind is not None:
+                    lag.add_metric([tp.topic, str(tp.partition)], behind)
+                if highwater is not None:
+                    highwaters.add_metric([tp.topic, str(tp.partition)], highwater)
+            for name, table in app.tables.items():
+                try:
+                    tables.add_metric([name], table_keys(table))
+                except Exception as exc:  # a scrape must never fail on one table
+                    logger.debug("table size of %s unavailable: %s", name, exc)
+        yield lag
+        yield highwaters
+        yield assigned
+        yield tables
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        """Names only: registration must not touch an app that is not running."""
+        return [
+            GaugeMetricFamily("streamapp_consumer_lag_messages", "", labels=["topic", "partition"]),
+            GaugeMetricFamily(
+                "streamapp_consumer_highwater_offset", "", labels=["topic", "partition"]
+            ),
+            GaugeMetricFamily("streamapp_faust_assigned_partitions", ""),
+            GaugeMetricFamily("streamapp_faust_table_keys", "", labels=["table"]),
+        ]
+
+
+STATE_COLLECTOR = FaustStateCollector()
+REGISTRY.register(STATE_COLLECTOR)
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Attach the sensor and point the scrape-time collector at this app."""
+    app.sensors.add(StreamappSensor())
+    STATE_COLLECTOR.bind(app)

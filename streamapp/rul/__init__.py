@@ -1,0 +1,1 @@
+"""RUL: networks, data, training, conformal intervals, artifacts, streaming."""

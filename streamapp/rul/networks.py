@@ -1,0 +1,97 @@
+"""The three RUL networks: each maps a (batch, window, features) tensor to (batch,) RUL / cap.
+
+Sizes are small on purpose (tens of thousands of parameters): C-MAPSS has ~20k training
+windows, bigger nets overfit, and a worker predicts on 1-2 CPU threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+MODEL_KINDS = ("lstm", "gru", "tcn")
+
+
+class RecurrentRUL(nn.Module):
+    """Stacked LSTM or GRU; the last step's hidden state feeds a small MLP head."""
+
+    def __init__(
+        self, kind: str, n_features: int, hidden: int = 64, layers: int = 2, dropout: float = 0.2
+    ) -> None:
+        super().__init__()
+        cell = {"lstm": nn.LSTM, "gru": nn.GRU}[kind]
+        self.rnn = cell(n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout)
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(hidden, 32), nn.ReLU(), nn.Linear(32, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1, :]).squeeze(-1)
+
+
+class CausalBlock(nn.Module):
+    """Two dilated causal convolutions with a residual connection (Bai et al. 2018)."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.pad = (kernel - 1) * dilation
+        self.conv1 = nn.Conv1d(channels, channels, kernel, dilation=dilation)
+        self.conv2 = nn.Conv1d(channels, channels, kernel, dilation=dilation)
+        self.drop = nn.Dropout(dropout)
+        self.act = nn.ReLU()
+
+    def _causal(self, conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+        # Left padding only: the output at step t never sees steps after t.
+        return conv(nn.functional.pad(x, (self.pad, 0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.drop(self.act(self._causal(self.conv1, x)))
+        y = self.drop(self.act(self._causal(self.conv2, y)))
+        return self.act(x + y)
+
+
+class TCNRUL(nn.Module):
+    """Temporal convolutional network; dilations 1, 2, 4, 8 give a 61-step receptive field."""
+
+    def __init__(
+        self,
+        n_features: int,
+        channels: int = 32,
+        kernel: int = 3,
+        dilations: tuple[int, ...] = (1, 2, 4, 8),
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(n_features, channels, 1)
+        self.blocks = nn.Sequential(*(CausalBlock(channels, kernel, d, dropout) for d in dilations))
+        self.head = nn.Sequential(nn.Linear(channels, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.inp(x.transpose(1, 2)))
+        return self.head(h[:, :, -1]).squeeze(-1)
+
+
+DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
+    "lstm": {"hidden": 64, "layers": 2, "dropout": 0.2},
+    "gru": {"hidden": 64, "layers": 2, "dropout": 0.2},
+    "tcn": {"channels": 32, "kernel": 3, "dilations": [1, 2, 4, 8], "dropout": 0.1},
+}
+
+
+def build_model(kind: str, n_features: int, hparams: dict[str, Any] | None = None) -> nn.Module:
+    """Instantiate a network by name; hparams are stored in the manifest to rebuild it."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+    params = dict(DEFAULT_HPARAMS[kind] if hparams is None else hparams)
+    if kind in ("lstm", "gru"):
+        return RecurrentRUL(kind, n_features, **params)
+    params["dilations"] = tuple(params["dilations"])
+    return TCNRUL(n_features, **params)
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameter count."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

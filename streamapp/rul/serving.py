@@ -1,0 +1,102 @@
+"""The trained ensemble as the streaming agent uses it: raw feature windows in, RUL out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamapp.rul.conformal import Conformal
+from streamapp.rul.data import Scaler, build_window
+
+
+@dataclass
+class EnsemblePrediction:
+    """Per-row arrays of one `Ensemble.predict` call.
+
+    `uncertainty` is the conformal half-width of the interval at `level` (before the lower bound
+    is clipped at 0): the true RUL lies within rul +/- uncertainty with probability ~level.
+    `spread` is the standard deviation of the member models' predictions (their disagreement).
+    """
+
+    rul: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+    uncertainty: np.ndarray
+    spread: np.ndarray
+    scores: dict[str, np.ndarray]
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row i in the field names of the `rul-predictions` contract."""
+        return {
+            "rul_prediction": float(self.rul[i]),
+            "confidence_interval_lower": float(self.lower[i]),
+            "confidence_interval_upper": float(self.upper[i]),
+            "confidence_level": self.level,
+            "uncertainty": float(self.uncertainty[i]),
+            "model_scores": {k: float(v[i]) for k, v in self.scores.items()},
+        }
+
+
+@dataclass
+class Ensemble:
+    """LSTM/GRU/TCN members, their weights, the scaler and the conformal calibration."""
+
+    version: str
+    models: dict[str, nn.Module]
+    weights: dict[str, float]
+    scaler: Scaler
+    window: int
+    cap: float
+    conformal: Conformal
+    member_conformal: dict[str, Conformal] = field(default_factory=dict)
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Raw features each window row must hold, in order (`s2_mean`, ...)."""
+        return self.scaler.feature_names
+
+    def build_window(self, records: list[dict[str, float]]) -> np.ndarray:
+        """Feature dicts (oldest first, 1..window of them) -> padded raw (window, F) input."""
+        return build_window(records[-self.window :], self.feature_names, self.window)
+
+    def member_predictions(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Each model's RUL for raw (B, window, F) windows, clipped to [0, cap]."""
+        batch = np.asarray(batch)
+        if batch.ndim != 3 or batch.shape[1:] != (self.window, len(self.feature_names)):
+            raise ValueError(
+                f"expected (B, {self.window}, {len(self.feature_names)}), got {batch.shape}"
+            )
+        x = torch.from_numpy(self.scaler.transform(batch))
+        out = {}
+        with torch.inference_mode():
+            for name, model in self.models.items():
+                out[name] = np.clip(model(x).double().numpy() * self.cap, 0.0, self.cap)
+        return out
+
+    def combine(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted ensemble mean and the members' spread (std)."""
+        stacked = np.stack([scores[n] for n in self.models])
+        w = np.asarray([self.weights[n] for n in self.models])[:, None]
+        return (w * stacked).sum(axis=0) / w.sum(), stacked.std(axis=0)
+
+    def predict(self, batch: np.ndarray, level: float | None = None) -> EnsemblePrediction:
+        """Ensemble RUL with conformal interval for raw, unscaled (B, window, F) windows."""
+        scores = self.member_predictions(batch)
+        rul, spread = self.combine(scores)
+        half = self.conformal.half_width(spread, level)
+        return EnsemblePrediction(
+            rul=rul,
+            lower=np.maximum(rul - half, 0.0),
+            upper=rul + half,
+            level=self.conformal.level if level is None else level,
+            uncertainty=half,
+            spread=spread,
+            scores=scores,
+        )

@@ -1,0 +1,243 @@
+"""Training of the ensemble: member networks, weights, and conformal calibration.
+
+Engines are split whole into fit / validation / calibration sets. Members train on every
+window of the fit engines, including the padded prefixes a stream produces at its start, and
+stop early on the validation "last-cycle" RMSE: the error at the last observed cycle of every
+truncation of the validation engines with a full window (the test protocol's situation).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from streamapp.rul.conformal import Conformal
+from streamapp.rul.data import (
+    DEFAULT_CAP,
+    DEFAULT_WINDOW,
+    Fleet,
+    Scaler,
+    fleet_windows,
+    rul_labels,
+    split_engines,
+)
+from streamapp.rul.metrics import coverage, rmse
+from streamapp.rul.networks import DEFAULT_HPARAMS, MODEL_KINDS, build_model, count_params
+from streamapp.rul.serving import Ensemble
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[str, int, int, float, float, float], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (stored in the artifact's metrics)."""
+
+    models: tuple[str, ...] = MODEL_KINDS
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    noise: float = 0.0
+    ema: float = 0.0
+    patience: int = 12
+    seed: int = 42
+    window: int = DEFAULT_WINDOW
+    cap: float = DEFAULT_CAP
+    val_frac: float = 0.1
+    cal_frac: float = 0.15
+    level: float = 0.9
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    """Fixed seeds for numpy and torch (CPU training is then repeatable)."""
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _predict(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> np.ndarray:
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(x[i : i + batch]) for i in range(0, len(x), batch)]).numpy()
+
+
+def train_network(
+    kind: str,
+    x_fit: torch.Tensor,
+    y_fit: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Adam + cosine LR decay on MSE of RUL/cap; keeps the epoch with the best validation RMSE.
+
+    With `cfg.ema` > 0 the scored network is an exponential moving average of the weights
+    (per step), which smooths the epoch-to-epoch jumps of the validation error.
+    """
+    seed_everything(seed)
+    model = build_model(kind, x_fit.shape[-1], cfg.hparams.get(kind))
+    scored = model
+    if cfg.ema > 0:
+        ema_fn = torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema)
+        averaged = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema_fn)
+        scored = averaged.module
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr * 0.05)
+    gen = torch.Generator().manual_seed(seed)
+    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_fit), generator=gen)
+        total = 0.0
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            x = x_fit[idx]
+            if cfg.noise > 0:
+                # Gaussian jitter on the z-scored inputs: the sensors are noisy and ~20k
+                # overlapping windows are easy to memorise; jitter keeps the nets on the trend.
+                x = x + cfg.noise * torch.randn(x.shape, generator=gen)
+            loss = nn.functional.mse_loss(model(x), y_fit[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if scored is not model:
+                averaged.update_parameters(model)
+            total += loss.item() * len(idx)
+        sched.step()
+        val_rmse = rmse(np.clip(_predict(scored, x_val) * cfg.cap, 0, cfg.cap), y_val)
+        train_rmse = math.sqrt(total / len(order)) * cfg.cap
+        history.append({"epoch": epoch, "train_rmse": train_rmse, "val_rmse": val_rmse})
+        if val_rmse < best[0]:
+            best = (val_rmse, epoch, copy.deepcopy(scored.state_dict()))
+        if on_epoch:
+            on_epoch(kind, epoch, cfg.epochs, train_rmse, val_rmse, time.perf_counter() - start)
+        if epoch - best[1] >= cfg.patience:
+            break
+    model.load_state_dict(best[2])
+    model.eval()
+    return model, {
+        "best_epoch": best[1],
+        "val_rmse": best[0],
+        "epochs_run": len(history),
+        "params": count_params(model),
+        "history": history,
+    }
+
+
+def choose_weights(scores: dict[str, np.ndarray], true: np.ndarray) -> dict[str, Any]:
+    """Equal vs inverse-MSE weights; the one with the lower validation RMSE wins (both logged)."""
+    mse = {n: rmse(p, true) ** 2 for n, p in scores.items()}
+    candidates = {
+        "equal": {n: 1.0 / len(scores) for n in scores},
+        "inverse_mse": {n: (1 / m) / sum(1 / v for v in mse.values()) for n, m in mse.items()},
+    }
+    val = {}
+    for name, w in candidates.items():
+        val[name] = rmse(sum(w[n] * scores[n] for n in scores), true)
+    chosen = min(val, key=val.__getitem__)
+    return {"scheme": chosen, "weights": candidates[chosen], "val_rmse": val}
+
+
+def train_ensemble(
+    fleet: Fleet,
+    input_names: list[str],
+    condition_names: list[str] | None = None,
+    cfg: TrainConfig | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> Ensemble:
+    """Split engines, fit the scaler on fit engines only, train members, weight and calibrate."""
+    cfg = cfg or TrainConfig()
+    started = time.perf_counter()
+    fit_idx, val_idx, cal_idx = split_engines(len(fleet), cfg.val_frac, cfg.cal_frac, cfg.seed)
+    scaler = Scaler.fit(fleet.subset(fit_idx), input_names, condition_names)
+    fleet = fleet.columns(scaler.feature_names)
+
+    def tensors(idx: np.ndarray, min_length: int) -> tuple[torch.Tensor, np.ndarray]:
+        x, y, _ = fleet_windows(fleet.subset(idx), cfg.window, min_length)
+        return torch.from_numpy(scaler.transform(x)), rul_labels(y, cfg.cap)
+
+    x_fit, y_fit = tensors(fit_idx, 1)
+    x_val, y_val = tensors(val_idx, cfg.window)
+    x_cal, y_cal = tensors(cal_idx, cfg.window)
+    y_fit_t = torch.from_numpy((y_fit / cfg.cap).astype(np.float32))
+    log.info("windows: fit %d, validation %d, calibration %d", len(x_fit), len(x_val), len(x_cal))
+
+    models, member_metrics = {}, {}
+    for i, kind in enumerate(cfg.models):
+        t0 = time.perf_counter()
+        model, info = train_network(
+            kind, x_fit, y_fit_t, x_val, y_val, cfg, cfg.seed + 1000 * i, on_epoch
+        )
+        info["train_seconds"] = time.perf_counter() - t0
+        models[kind], member_metrics[kind] = model, info
+
+    def member_scores(x: torch.Tensor) -> dict[str, np.ndarray]:
+        return {k: np.clip(_predict(m, x) * cfg.cap, 0, cfg.cap) for k, m in models.items()}
+
+    val_scores, cal_scores = member_scores(x_val), member_scores(x_cal)
+    weighting = choose_weights(val_scores, y_val)
+    ens = Ensemble(
+        version="",
+        models=models,
+        weights=weighting["weights"],
+        scaler=scaler,
+        window=cfg.window,
+        cap=cfg.cap,
+        conformal=Conformal("absolute", cfg.level, 0.0, np.zeros(0)),
+        hparams={k: cfg.hparams.get(k, DEFAULT_HPARAMS[k]) for k in models},
+    )
+    cal_pred, cal_spread = ens.combine(cal_scores)
+    val_pred, val_spread = ens.combine(val_scores)
+    modes = {}
+    for mode in ("absolute", "normalized"):
+        conf = Conformal.calibrate(cal_pred, cal_spread, y_cal, mode, cfg.level)
+        half = conf.half_width(val_spread)
+        lo, hi = np.maximum(val_pred - half, 0), val_pred + half
+        modes[mode] = {
+            "conformal": conf,
+            "val_coverage": coverage(lo, hi, y_val),
+            "val_mean_width": float(np.mean(hi - lo)),
+        }
+    # Normalised intervals adapt to disagreement; keep them only if they are narrower on
+    # validation at the calibrated level (both figures are recorded in the metrics).
+    mode = min(modes, key=lambda m: modes[m]["val_mean_width"])
+    ens.conformal = modes[mode]["conformal"]
+    ens.member_conformal = {
+        k: Conformal.calibrate(s, np.zeros_like(s), y_cal, "absolute", cfg.level)
+        for k, s in cal_scores.items()
+    }
+    config = asdict(cfg)
+    config["models"] = list(cfg.models)
+    ens.metrics = {
+        "config": config,
+        "engines": {"fit": len(fit_idx), "validation": len(val_idx), "calibration": len(cal_idx)},
+        "windows": {"fit": len(x_fit), "validation": len(x_val), "calibration": len(x_cal)},
+        "members": member_metrics,
+        "weighting": weighting,
+        "validation_rmse": {
+            **{k: rmse(v, y_val) for k, v in val_scores.items()},
+            "ensemble": rmse(val_pred, y_val),
+        },
+        "conformal_modes": {
+            m: {k: v for k, v in d.items() if k != "conformal"} for m, d in modes.items()
+        },
+        "conformal_mode": mode,
+        "train_seconds": time.perf_counter() - started,
+        "torch_threads": torch.get_num_threads(),
+    }
+    return ens

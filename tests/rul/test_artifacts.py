@@ -1,0 +1,106 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamapp.rul.artifacts import (
+    ArtifactError,
+    activate,
+    active_version,
+    list_versions,
+    load_active,
+    load_ensemble,
+    save_ensemble,
+)
+from streamapp.rul.data import cmapss_inputs, load_cmapss, sequence_windows
+from streamapp.rul.serving import Ensemble
+from streamapp.rul.training import TrainConfig, train_ensemble
+from tests.rul.synthetic import write_cmapss
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ensemble, Path]:
+    data = write_cmapss(tmp_path_factory.mktemp("data"))
+    fleet = load_cmapss(data, "FD001")
+    inputs, conditions = cmapss_inputs(fleet)
+    cfg = TrainConfig(epochs=1, window=10, val_frac=0.2, cal_frac=0.3, batch_size=64)
+    return train_ensemble(fleet, inputs, conditions, cfg), data
+
+
+def test_save_load_roundtrip(trained: tuple[Ensemble, Path], tmp_path: Path) -> None:
+    ens, data = trained
+    path = save_ensemble(ens, tmp_path / "models", version="v1")
+    loaded = load_ensemble(path)
+    assert loaded.version == "v1"
+    assert loaded.feature_names == ens.feature_names
+    assert loaded.feature_names[0] == "s2_mean" and len(loaded.feature_names) == 14
+    assert loaded.window == 10
+    fleet = load_cmapss(data, "FD001", "test").columns(ens.feature_names)
+    x = sequence_windows(fleet.series[0], ens.window)
+    a, b = ens.predict(x), loaded.predict(x)
+    assert np.allclose(a.rul, b.rul) and np.allclose(a.upper, b.upper)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert set(manifest["files"]) == {
+        "lstm.pt", "gru.pt", "tcn.pt", "ensemble.json", "conformal.json", "metrics.json"
+    }  # fmt: skip
+
+
+def test_prediction_contract(trained: tuple[Ensemble, Path]) -> None:
+    ens, _ = trained
+    records = [{n: 100.0 + i for n in ens.feature_names} for i in range(3)]
+    window = ens.build_window(records)
+    assert window.shape == (ens.window, len(ens.feature_names))
+    assert np.all(window[: ens.window - 2] == records[0][ens.feature_names[0]])
+    pred = ens.predict(np.stack([window, window]))
+    assert pred.rul.shape == (2,) and pred.level == 0.9
+    assert np.all(pred.lower >= 0) and np.all(pred.upper >= pred.rul)
+    assert np.allclose(pred.upper - pred.rul, pred.uncertainty)
+    row = pred.row(0)
+    assert set(row["model_scores"]) == {"lstm", "gru", "tcn"}
+    assert row["confidence_level"] == 0.9
+    wider = ens.predict(np.stack([window]), level=0.99)
+    assert wider.uncertainty[0] >= pred.uncertainty[0]
+    with pytest.raises(ValueError, match="expected"):
+        ens.predict(np.zeros((1, ens.window + 1, len(ens.feature_names))))
+
+
+def test_tampered_and_missing_files_refused(trained: tuple[Ensemble, Path], tmp_path: Path) -> None:
+    ens, _ = trained
+    root = tmp_path / "models"
+    path = save_ensemble(ens, root, version="v1")
+    weights = path / "gru.pt"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(ArtifactError, match=r"gru\.pt: checksum mismatch"):
+        load_ensemble(path)
+    with pytest.raises(ArtifactError, match="checksum mismatch"):
+        activate(root, "v1")
+    assert active_version(root) is None
+    weights.write_bytes(original)
+    (path / "conformal.json").unlink()
+    with pytest.raises(ArtifactError, match=r"conformal\.json listed in manifest\.json is missing"):
+        load_ensemble(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match=r"no manifest\.json"):
+        load_ensemble(path)
+
+
+def test_versions_and_activation(trained: tuple[Ensemble, Path], tmp_path: Path) -> None:
+    ens, _ = trained
+    root = tmp_path / "models"
+    with pytest.raises(ArtifactError, match="no active model"):
+        load_active(root)
+    save_ensemble(ens, root, version="a1")
+    auto = save_ensemble(ens, root).name
+    assert auto.startswith("rul-") or auto.startswith(str(ens.metrics.get("subset")))
+    assert list_versions(root) == sorted(["a1", auto])
+    activate(root, "a1")
+    assert (root / "ACTIVE").read_text().strip() == "a1"
+    assert load_active(root).version == "a1"
+    with pytest.raises(ArtifactError, match="no version nope"):
+        activate(root, "nope")
+    with pytest.raises(ArtifactError, match="invalid version"):
+        activate(root, "../a1")
+    with pytest.raises(ArtifactError, match="already exists"):
+        save_ensemble(ens, root, version="a1")

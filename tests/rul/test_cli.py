@@ -1,0 +1,74 @@
+import json
+import time
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from streamapp.cli.rul import bench_inference, evaluate, models, train
+from tests.rul.synthetic import write_cmapss
+
+
+def _cli() -> click.Group:
+    group = click.Group("streamapp")
+    for command in (train, evaluate, models):
+        group.add_command(command)
+    bench = click.Group("bench")
+    bench.add_command(bench_inference)
+    group.add_command(bench)
+    return group
+
+
+def test_train_evaluate_smoke(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    data = write_cmapss(tmp_path / "data")
+    out = tmp_path / "models"
+    runner = CliRunner()
+    cli = _cli()
+    result = runner.invoke(
+        cli,
+        ["train", "--data", str(data), "--subset", "FD001", "--epochs", "2", "--window", "10",
+         "--out", str(out), "--seed", "1", "--threads", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "epoch   2/2" in result.output
+    version = (out / "ACTIVE").read_text().strip()
+    assert version.startswith("fd001-")
+
+    result = runner.invoke(
+        cli,
+        ["evaluate", "--data", str(data), "--subset", "FD001", "--models-dir", str(out),
+         "--json", "--report", str(tmp_path / "report")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["model_version"] == version
+    assert "capped at 125" in report["protocol"]
+    assert set(report["models"]) == {"lstm", "gru", "tcn", "ensemble"}
+    for row in report["models"].values():
+        assert set(row) == {"rmse", "score", "coverage", "mean_width"}
+        assert 0 <= row["coverage"] <= 1
+    for name in ("report.md", "pred_vs_true.png", "error_hist.png", "engine_life.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+
+    listing = runner.invoke(cli, ["models", "list", "--models-dir", str(out)])
+    assert f"* {version}" in listing.output
+    refused = runner.invoke(cli, ["models", "activate", "missing", "--models-dir", str(out)])
+    assert refused.exit_code != 0 and "no version missing" in refused.output
+    assert time.perf_counter() - start < 60
+
+
+def test_bench_inference_json(tmp_path: Path) -> None:
+    data = write_cmapss(tmp_path / "data", n_train=8)
+    out = tmp_path / "models"
+    runner = CliRunner()
+    cli = _cli()
+    args = ["train", "--data", str(data), "--epochs", "1", "--window", "10", "--out", str(out),
+            "--models", "tcn", "--threads", "1"]  # fmt: skip
+    assert runner.invoke(cli, args).exit_code == 0
+    result = runner.invoke(cli, ["bench", "inference", "--models-dir", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    bench = json.loads(result.output)
+    assert set(bench["params"]) == {"tcn", "ensemble"}
+    assert set(bench["predictions_per_s"]) == {"1", "64", "512"}
+    assert bench["predictions_per_s"]["64"]["ensemble"] > 0

@@ -1,0 +1,106 @@
+"""The live fleet page: fed from the predictions topic, rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.chromium import Browser, chromium_path
+from tests.support.ops import get_json, prediction, produce_json, scrape, wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+# asset -> RUL per successive prediction; the last one is what the page ranks by.
+FLEET = {
+    "PAGE-ENGINE-01": [120.0, 110.0, 98.5],
+    "PAGE-ENGINE-02": [60.0, 41.0, 22.0],
+    "PAGE-ENGINE-03": [140.0, 139.0, 137.0],
+    "PAGE-ENGINE-04": [35.0, 20.0, 8.5],
+    "PAGE-ENGINE-05": [90.0, 70.0, 55.0],
+}
+EXPECTED_ORDER = sorted(FLEET, key=lambda asset: FLEET[asset][-1])
+
+
+@pytest.fixture(scope="module")
+def fleet_worker(web_worker):
+    worker, env = web_worker
+    records = [
+        prediction(asset, rul, f"2026-11-22T06:{10 + step:02d}:00Z")
+        for asset, ruls in FLEET.items()
+        for step, rul in enumerate(ruls)
+    ]
+    produce_json(env, env["TOPIC_PREDICTIONS"], [*records, *records[:3]])
+
+    def arrived():
+        body = get_json(worker, "/api/v1/fleet")
+        mine = [a for a in body["assets"] if a["asset_id"] in FLEET]
+        return (
+            body if len(mine) == len(FLEET) and all(len(a["history"]) == 3 for a in mine) else None
+        )
+
+    wait_for(arrived, 60, "predictions on the fleet API")
+    return worker
+
+
+def test_fleet_api_ranks_assets_by_latest_rul_with_intervals_and_history(fleet_worker) -> None:
+    body = get_json(fleet_worker, "/api/v1/fleet")
+    mine = [a for a in body["assets"] if a["asset_id"] in FLEET]
+    assert [a["asset_id"] for a in mine] == EXPECTED_ORDER
+    for asset in mine:
+        ruls = FLEET[asset["asset_id"]]
+        assert asset["rul"] == ruls[-1]
+        assert asset["lower"] == max(0.0, ruls[-1] - 12.0) and asset["upper"] == ruls[-1] + 12.0
+        assert [point["rul"] for point in asset["history"]] == ruls  # duplicates ignored
+        assert asset["model_version"] == "test-v1"
+    assert body["under_threshold"] >= 2  # 8.5 and 22.0 are under the default 30 cycles
+    assert "streamapp_ingest_messages" in body["counters"]
+    gauge = scrape(fleet_worker)["streamapp_rul_assets_under_threshold"].samples[0].value
+    assert gauge == body["under_threshold"]
+
+
+def test_fleet_page_renders_the_table_and_charts_in_chromium(fleet_worker, artifacts_dir) -> None:
+    executable = chromium_path()
+    assert executable, "Chromium is missing: apt-get install -y chromium (make test does it)"
+    ids = ", ".join(f"'{asset}'" for asset in FLEET)
+
+    async def drive() -> tuple[list[str], list[int], str, bytes]:
+        async with Browser(executable) as browser:
+            await browser.goto(fleet_worker.base_url + "/")
+            await browser.wait_for(
+                f"[{ids}].every(id => document.querySelector(`tr[data-asset='${{id}}']`))"
+            )
+            await browser.wait_for("document.querySelector('#status').className.includes('live')")
+            order = await browser.evaluate(
+                f"[...document.querySelectorAll('#fleet tbody tr')].map(r => r.dataset.asset)"
+                f".filter(id => [{ids}].includes(id))"
+            )
+            points = await browser.evaluate(
+                f"[{ids}].map(id => document.querySelector(`tr[data-asset='${{id}}'] "
+                "svg.rul-chart polyline`).getAttribute('points').trim().split(' ').length)"
+            )
+            assets_tile = await browser.evaluate("document.querySelector('#c-assets').textContent")
+            return order, points, assets_tile, await browser.screenshot()
+
+    order, points, assets_tile, png = asyncio.run(drive())
+    assert order == EXPECTED_ORDER
+    assert points == [3] * len(FLEET)
+    assert int(assets_tile) >= len(FLEET)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    shot = artifacts_dir / "fleet-page.png"
+    shot.write_bytes(png)
+    (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, ROOT / "docs" / "img" / "fleet-page.png")
+
+
+def test_static_files_are_served_and_unknown_ones_are_404(web_worker) -> None:
+    worker, _ = web_worker
+    status, page = worker.get("/")
+    assert status == 200 and b"/static/fleet.js" in page and b'<table id="fleet">' in page
+    assert worker.get("/static/fleet.js")[0] == 200
+    assert worker.get("/static/fleet.css")[0] == 200
+    assert worker.get("/static/nothing.js")[0] == 404
+    assert worker.get("/static/..%2Fviews.py")[0] == 404

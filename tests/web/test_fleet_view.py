@@ -1,0 +1,56 @@
+"""FleetView: the in-process store behind the fleet page (pure logic, no broker)."""
+
+from __future__ import annotations
+
+from streamapp.web.fleet import FleetView, decode_prediction
+from tests.support.ops import prediction
+
+
+def test_assets_are_ranked_by_their_latest_prediction_not_their_last_arrival() -> None:
+    fleet = FleetView()
+    fleet.record_prediction(prediction("A", 50.0, "2026-01-01T00:00:02Z"))
+    fleet.record_prediction(prediction("A", 90.0, "2026-01-01T00:00:01Z"))  # late arrival
+    fleet.record_prediction(prediction("B", 70.0, "2026-01-01T00:00:01Z"))
+    snapshot = fleet.snapshot(threshold=60.0)
+    assert [(a["asset_id"], a["rul"]) for a in snapshot["assets"]] == [("A", 50.0), ("B", 70.0)]
+    assert [p["rul"] for p in snapshot["assets"][0]["history"]] == [90.0, 50.0]
+    assert snapshot["under_threshold"] == 1 and snapshot["asset_count"] == 2
+
+
+def test_duplicates_are_ignored_and_malformed_records_counted() -> None:
+    fleet = FleetView()
+    record = prediction("A", 50.0, "2026-01-01T00:00:00Z")
+    assert fleet.record_prediction(record) is True
+    assert fleet.record_prediction(dict(record)) is False
+    assert fleet.record_prediction({**record, "model_version": "v2"}) is True
+    for bad in (
+        {"asset_id": "A"},
+        {**record, "rul_prediction": "x"},
+        {**record, "timestamp": 1.5e99},
+        {**record, "asset_id": ""},
+        {**record, "rul_prediction": float("nan")},
+    ):
+        assert fleet.record_prediction(bad) is False
+    assert fleet.predictions_seen == 2 and fleet.rejected == 5
+    assert decode_prediction(b"[1]") is None and decode_prediction(b"{") is None
+
+
+def test_history_and_asset_count_are_bounded() -> None:
+    fleet = FleetView(history_points=3, max_assets=2)
+    for second in range(10):
+        fleet.record_prediction(prediction("A", 100.0 - second, f"2026-01-01T00:00:{second:02d}Z"))
+    assert fleet.record_prediction(prediction("A", 1.0, "2026-01-01T00:00:00Z")) is False
+    fleet.record_prediction(prediction("B", 5.0, "2026-01-01T00:00:00Z"))
+    fleet.record_prediction(prediction("C", 6.0, "2026-01-01T00:00:00Z"))
+    snapshot = fleet.snapshot()
+    assert [a["asset_id"] for a in snapshot["assets"]] == ["B", "C"]  # A least recently updated
+    fleet.record_prediction(prediction("B", 4.0, "2026-01-01T00:00:01Z"))
+    assert len(fleet.snapshot()["assets"][0]["history"]) == 2
+
+
+def test_predictions_per_minute_forgets_old_arrivals() -> None:
+    fleet = FleetView()
+    fleet.record_prediction(prediction("A", 1.0, "2026-01-01T00:00:00Z"), now=100.0)
+    fleet.record_prediction(prediction("A", 1.0, "2026-01-01T00:00:01Z"), now=150.0)
+    assert fleet.predictions_per_minute(now=155.0) == 2
+    assert fleet.predictions_per_minute(now=170.0) == 1
