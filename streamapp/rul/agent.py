@@ -40,6 +40,8 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
     )
+    # Faust still picks its json codec for a bytes schema; the value is our own JSON bytes.
+    sequences.key_serializer = sequences.value_serializer = "raw"
     live = LiveModel(settings.models_dir)
 
     @app.task
