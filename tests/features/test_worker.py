@@ -97,6 +97,7 @@ def test_worker_emits_what_numpy_computes(isolated_env, start_worker) -> None:
     check(read_features(env, len(expected)), expected)
 
 
+@pytest.mark.pending
 def test_state_recovers_from_the_changelog_alone(isolated_env, start_worker) -> None:
     env = {**isolated_env, **WINDOW_ENV}
     pairs = simulated(assets=8, count=8 * 60, seed=9)
