@@ -7,6 +7,7 @@ Exported click objects (registered by the lead in streamapp/cli/main.py): `train
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def _parse_models(value: str) -> tuple[str, ...]:
     show_default=True, help="features: run-to-failure extracted-features JSON lines.",
 )  # fmt: skip
 @click.option("--models", "models", default=",".join(MODEL_KINDS), show_default=True)
-@click.option("--epochs", default=40, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Models directory.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--cap", default=125.0, show_default=True, type=click.FloatRange(min=1))
@@ -110,9 +111,10 @@ def train(
     )
 
     def progress(kind: str, epoch: int, total: int, tr: float, val: float, secs: float) -> None:
+        shown = "(refit: none held out)" if math.isnan(val) else f"{val:6.2f}"
         click.echo(
             f"  {kind} epoch {epoch:3d}/{total}  train RMSE {tr:6.2f}  "
-            f"val last-cycle RMSE {val:6.2f}  ({secs:.1f}s)",
+            f"val last-cycle RMSE {shown}  ({secs:.1f}s)",
             err=True,
         )
 

@@ -221,8 +221,10 @@ class Scaler:
         rows = np.asarray(rows, dtype=np.float64)
         if rows.shape[-1] != len(self.feature_names):
             raise ValueError(f"expected {len(self.feature_names)} features, got {rows.shape[-1]}")
-        cond = self.conditions(rows)
         x = rows[..., self._input_idx]
+        if len(self.mean) == 1:  # single condition: plain broadcasting, no per-row gather
+            return ((x - self.mean[0]) / self.std[0]).astype(np.float32)
+        cond = self.conditions(rows)
         return ((x - self.mean[cond]) / self.std[cond]).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:

@@ -157,7 +157,7 @@ def bench_inference(
     """Parameter counts and predictions/s per member and for the ensemble (with intervals)."""
     rng = np.random.default_rng(0)
     features = len(ens.feature_names)
-    # Realistic inputs: the scaler's means plus unit noise in each feature's own scale.
+    # Inputs near the training data: the scaler's means plus unit Gaussian noise (raw units).
     base = np.zeros(features)
     base[[ens.feature_names.index(n) for n in ens.scaler.input_names]] = ens.scaler.mean[0]
     result: dict[str, Any] = {

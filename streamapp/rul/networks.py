@@ -18,7 +18,7 @@ class RecurrentRUL(nn.Module):
     """Stacked LSTM or GRU; the last step's hidden state feeds a small MLP head."""
 
     def __init__(
-        self, kind: str, n_features: int, hidden: int = 64, layers: int = 2, dropout: float = 0.2
+        self, kind: str, n_features: int, hidden: int = 48, layers: int = 2, dropout: float = 0.3
     ) -> None:
         super().__init__()
         cell = {"lstm": nn.LSTM, "gru": nn.GRU}[kind]
@@ -62,7 +62,7 @@ class TCNRUL(nn.Module):
         channels: int = 32,
         kernel: int = 3,
         dilations: tuple[int, ...] = (1, 2, 4, 8),
-        dropout: float = 0.1,
+        dropout: float = 0.2,
     ) -> None:
         super().__init__()
         self.inp = nn.Conv1d(n_features, channels, 1)
@@ -75,9 +75,9 @@ class TCNRUL(nn.Module):
 
 
 DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
-    "lstm": {"hidden": 64, "layers": 2, "dropout": 0.2},
-    "gru": {"hidden": 64, "layers": 2, "dropout": 0.2},
-    "tcn": {"channels": 32, "kernel": 3, "dilations": [1, 2, 4, 8], "dropout": 0.1},
+    "lstm": {"hidden": 48, "layers": 2, "dropout": 0.3},
+    "gru": {"hidden": 48, "layers": 2, "dropout": 0.3},
+    "tcn": {"channels": 32, "kernel": 3, "dilations": [1, 2, 4, 8], "dropout": 0.2},
 }
 
 

@@ -6,6 +6,8 @@ import click
 from click.testing import CliRunner
 
 from streamapp.cli.rul import bench_inference, evaluate, models, train
+from streamapp.rul.artifacts import load_active
+from streamapp.rul.data import INFORMATIVE_SENSORS, load_cmapss
 from tests.rul.synthetic import write_cmapss
 
 
@@ -72,3 +74,28 @@ def test_bench_inference_json(tmp_path: Path) -> None:
     assert set(bench["params"]) == {"tcn", "ensemble"}
     assert set(bench["predictions_per_s"]) == {"1", "64", "512"}
     assert bench["predictions_per_s"]["64"]["ensemble"] > 0
+
+
+def test_train_on_feature_records(tmp_path: Path) -> None:
+    """Users' own fleet: extracted-features JSON lines, last record of each asset = failure."""
+    fleet = load_cmapss(write_cmapss(tmp_path / "data", n_train=8), "FD001")
+    lines = []
+    for unit, series in zip(fleet.units, fleet.series, strict=True):
+        for step, row in enumerate(series):
+            features = dict(zip(fleet.feature_names, row.tolist(), strict=True))
+            window = {"start": f"{step:06d}", "end": f"{step + 1:06d}", "count": 1}
+            lines.append(
+                json.dumps({"asset_id": f"E{unit}", "features": features, "window": window})
+            )
+    export = tmp_path / "features.jsonl"
+    export.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "models"
+    args = ["train", "--format", "features", "--data", str(export), "--epochs", "1",
+            "--window", "10", "--out", str(out), "--models", "gru", "--threads", "1"]  # fmt: skip
+    result = CliRunner().invoke(_cli(), args)
+    assert result.exit_code == 0, result.output
+    ens = load_active(out)
+    assert ens.version.startswith("features-")
+    assert ens.window == 10
+    assert {f"{s}_mean" for s in INFORMATIVE_SENSORS} <= set(ens.feature_names)
+    assert ens.metrics["data"]["format"] == "features"
