@@ -119,6 +119,22 @@ def decode_json(value: bytes | None, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES)
     return decoded
 
 
+def finite_numbers(values: dict[str, Any], kind: str) -> dict[str, float] | Invalid:
+    """A map of finite floats, or the first entry that is not a finite number."""
+    clean: dict[str, float] = {}
+    for name, number in values.items():
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            return Invalid(f"{kind} {name[:64]!r} is not a number")
+        try:
+            as_float = float(number)
+        except OverflowError:
+            as_float = math.inf
+        if not math.isfinite(as_float):
+            return Invalid(f"{kind} {name[:64]!r} is not finite")
+        clean[name] = as_float
+    return clean
+
+
 def validate_record(record: Any) -> Telemetry | Invalid:
     """Check a decoded JSON value against the `telemetry` contract."""
     if not isinstance(record, dict):
@@ -136,19 +152,11 @@ def validate_record(record: Any) -> Telemetry | Invalid:
     signals = record.get("signals")
     if not isinstance(signals, dict) or not signals:
         return Invalid("signals must be a non-empty object of numbers")
-    clean: dict[str, float] = {}
-    for name, number in signals.items():
-        if not name:
-            return Invalid("signal names must be non-empty")
-        if isinstance(number, bool) or not isinstance(number, int | float):
-            return Invalid(f"signal {name[:64]!r} is not a number")
-        try:
-            as_float = float(number)
-        except OverflowError:
-            as_float = math.inf
-        if not math.isfinite(as_float):
-            return Invalid(f"signal {name[:64]!r} is not finite")
-        clean[name] = as_float
+    if not all(signals):
+        return Invalid("signal names must be non-empty")
+    clean = finite_numbers(signals, "signal")
+    if isinstance(clean, Invalid):
+        return clean
     cycle = record.get("cycle")
     if cycle is not None and (isinstance(cycle, bool) or not isinstance(cycle, int)):
         return Invalid("cycle must be an integer")

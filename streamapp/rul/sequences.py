@@ -16,7 +16,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamapp.ingest.validation import Invalid, decode_json, format_ts, parse_ts
+from streamapp.ingest.validation import (
+    Invalid,
+    decode_json,
+    finite_numbers,
+    format_ts,
+    parse_ts,
+)
 
 KEPT_PREDICTIONS = 16
 
@@ -46,17 +52,9 @@ def parse_feature_record(value: bytes | None, max_bytes: int) -> FeatureRecord |
     features = decoded.get("features")
     if not isinstance(features, dict) or not features:
         return Invalid("features must be a non-empty object of numbers")
-    clean: dict[str, float] = {}
-    for name, number in features.items():
-        if isinstance(number, bool) or not isinstance(number, int | float):
-            return Invalid(f"feature {name[:64]!r} is not a number")
-        try:
-            as_float = float(number)
-        except OverflowError:
-            as_float = math.inf
-        if not math.isfinite(as_float):
-            return Invalid(f"feature {name[:64]!r} is not finite")
-        clean[name] = as_float
+    clean = finite_numbers(features, "feature")
+    if isinstance(clean, Invalid):
+        return clean
     timestamp = parse_ts(decoded.get("timestamp", 0))
     if isinstance(timestamp, str):
         return Invalid(f"timestamp: {timestamp}")
