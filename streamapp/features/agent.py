@@ -1,22 +1,29 @@
 """The feature agent: `telemetry` -> windowed features in a RocksDB table -> `extracted-features`.
 
 Thin on purpose: windows and features live in `windows.py`; this module moves bytes.
-Per batch (`take_events`) it decodes, repartitions misrouted records, applies the
-batch to each asset's state, publishes closed windows and late records and waits for
-the broker to have them, and only then writes each touched asset's state once (one
-RocksDB put, one changelog record). The state carries the offsets it has applied, so
-a redelivered record is skipped; see /work/notes/readme_features.md for the argument.
+Per batch (taken from the channel's queue in bulk, up to `feature_batch_size` events
+or `feature_batch_within_s` seconds) it decodes, repartitions misrouted records,
+applies the batch to each asset's state, publishes closed windows and late records
+and waits for the broker to have them, then writes each touched asset's state once
+(one RocksDB put, one changelog record, acknowledged), and only then acks the input
+messages, so Faust never commits an offset whose effect is not in the changelog.
+The state carries the offsets it has applied, so a redelivered record is skipped; a
+batch that straddles a rebalance writes no state and acks nothing (it comes again).
+See the README, "Exactly-once state on an at-least-once broker".
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-import weakref
+from collections.abc import Awaitable
+from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
+from faust.types import TP
 
 from streamapp.features import metrics
 from streamapp.features.recovery import install as install_fetch_highwaters
@@ -32,11 +39,13 @@ from streamapp.ingest.agent import dead_letter, raw_topic
 from streamapp.ingest.deadletter import DeadLetter, send_dead_letter
 from streamapp.ingest.metrics import DEAD_LETTERS, reason_kind
 from streamapp.ingest.validation import Invalid, validate_telemetry
+from streamapp.kafka.events import make_current
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "feature-windows"
+_HOMES_CACHED = 100_000
 ORIGIN_TOPIC = "streamapp.origin.topic"
 ORIGIN_KEY = "streamapp.origin.key"
 ORIGIN_PARTITION = "streamapp.origin.partition"
@@ -68,9 +77,19 @@ def register(app: faust.App, settings: Settings) -> None:
     partitions = settings.topic_partitions
     max_bytes = settings.max_payload_bytes
     repartition_name = repartition_topic_name(settings)
+    # internal: Faust's conductor then creates the repartition topic (and telemetry, if
+    # missing) with `partitions` before subscribing. Otherwise the subscription makes the
+    # broker auto-create it with its own default count (4 on Tansu): not co-partitioned
+    # with the table, and forwarding to a home partition >= 4 fails ("Unrecognized
+    # partition").
     source = app.topic(
         settings.topic_telemetry,
         repartition_name,
+        partitions=partitions,
+        internal=True,
+        # Room for a whole batch while the previous one is applied and acknowledged
+        # (Faust's default of 4,096 pauses fetching long before a batch is full).
+        maxsize=settings.feature_batch_size,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -94,12 +113,11 @@ def register(app: faust.App, settings: Settings) -> None:
         value_type=bytes,
         help="Per-asset open windows (moment accumulators) and applied offsets.",
     )
-    # Faust derives table codecs from the types (json even for bytes); the state is binary.
-    table.key_serializer = table.value_serializer = "raw"
     open_windows: dict[str, int] = {}
     # Decoded states of this worker's assets, valid until the next rebalance: the table
     # (and its changelog) stays the truth, the cache only saves decoding it every batch.
     cache: dict[str, AssetState] = {}
+    homes: dict[bytes, int] = {}
 
     @app.on_partitions_revoked.connect
     async def _forget_states(app: faust.App, revoked: object, **kwargs: object) -> None:
@@ -113,56 +131,127 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.agent(source, name="features")
     async def extract_features(stream: faust.StreamT) -> None:
         """Windowed features per asset, exactly once in effect (see module docstring)."""
-        async for events in stream.take_events(
-            settings.feature_batch_size, within=settings.feature_batch_within_s
-        ):
-            by_asset: dict[str, list[Record]] = {}
-            last_event: dict[str, faust.EventT] = {}
-            for event in events:
-                record = await _decode(event, repartition, repartition_name, partitions, max_bytes)
-                if isinstance(record, Record):
-                    by_asset.setdefault(record.asset_id, []).append(record)
-                    last_event[record.asset_id] = event
-                else:
-                    metrics.RECORDS.labels(record).inc()
-            if not by_asset:
+        queue = stream.channel.queue
+        while True:
+            try:
+                events = await _take(
+                    queue, settings.feature_batch_size, settings.feature_batch_within_s
+                )
+            except StopAsyncIteration:  # the app is stopping: the channel has closed
+                return
+            generation = app.consumer_generation_id
+            if not app.flow_control.is_active():
                 continue
-            states = {}
-            for asset_id, event in last_event.items():
-                state = cache.get(asset_id)
-                if state is None:
-                    _use_partition_of(event)
-                    stored = table.get(asset_id.encode())
-                    if stored is not None:
-                        state = AssetState.from_bytes(stored)
-                if state is not None:
-                    states[asset_id] = state
-            result = extractor.process(by_asset, states)
-            cache.update(result.states)
-            await _publish(result, output, dlq)
-            for asset_id, state in result.states.items():
-                _use_partition_of(last_event[asset_id])
-                table[asset_id.encode()] = state.to_bytes()
-                open_windows[asset_id] = extractor.open_windows(state)
-            _current_event.set(None)
-            metrics.WINDOWS_OPEN.set(sum(open_windows.values()))
-            metrics.REPLAYED_EVENTS.inc(result.replayed)
-            metrics.RECORDS.labels("applied").inc(result.applied)
-            metrics.RECORDS.labels("replayed").inc(result.replayed)
-            metrics.RECORDS.labels("rejected").inc(len(result.rejected))
+            current = [e for e in events if e.message.generation_id == generation]
+            if current:
+                try:
+                    await apply_batch(current)
+                except Exception as exc:
+                    # The cached states may hold this batch, which is neither in the
+                    # changelog nor acked, and Faust would restart the agent past it:
+                    # stop the worker instead, so it replays from committed offsets.
+                    cache.clear()
+                    await app.crash(exc)
+                    raise
+            if app.consumer_generation_id == generation:
+                consumer = app.consumer
+                for event in current:
+                    event.message.ack(consumer)
 
-    async def _publish(result: BatchResult, output: faust.TopicT, dlq: faust.TopicT) -> None:
+    async def apply_batch(events: list[faust.EventT]) -> None:
+        """Decode, apply, publish and acknowledge-ready one batch (see module docstring)."""
+        generation = app.consumer_generation_id
+        by_asset: dict[str, list[Record]] = {}
+        last_event: dict[str, faust.EventT] = {}
+        sent: list[Awaitable[Any]] = []
+        for event in events:
+            record = _decode(event, homes, repartition_name, partitions, max_bytes)
+            if isinstance(record, Record):
+                by_asset.setdefault(record.asset_id, []).append(record)
+                last_event[record.asset_id] = event
+            elif isinstance(record, tuple):
+                sent.append(await _forward(repartition, event, *record))
+                metrics.RECORDS.labels("forwarded").inc()
+            else:
+                metrics.RECORDS.labels(record).inc()
+        if not by_asset:
+            await asyncio.gather(*sent)
+            return
+        states = {}
+        for asset_id, event in last_event.items():
+            state = cache.get(asset_id)
+            if state is None:
+                make_current(event)
+                stored = table.get(asset_id.encode())
+                if stored is not None:
+                    state = AssetState.from_bytes(stored)
+            if state is not None:
+                states[asset_id] = state
+        _current_event.set(None)
+        result = extractor.process(by_asset, states)
+        cache.update(result.states)
+        await _publish(result, output, dlq, sent)
+        if app.consumer_generation_id != generation:
+            # Rebalanced meanwhile: these events come again, maybe to another worker.
+            cache.clear()
+            return
+        await _write_states(result, last_event)
+        metrics.WINDOWS_OPEN.set(sum(open_windows.values()))
+        metrics.REPLAYED_EVENTS.inc(result.replayed)
+        metrics.RECORDS.labels("applied").inc(result.applied)
+        metrics.RECORDS.labels("replayed").inc(result.replayed)
+        metrics.RECORDS.labels("rejected").inc(len(result.rejected))
+
+    async def _write_states(result: BatchResult, last_event: dict[str, faust.EventT]) -> None:
+        """One RocksDB put and one changelog record per asset; wait for the broker.
+
+        Faust's `table[key] = value` would queue each changelog record in its producer
+        buffer, which stalls every stream once 100 are pending; the records are sent
+        here directly and, once acknowledged, each partition's highest changelog offset
+        is persisted as Faust's own send callback does.
+        """
+        store = table.data
+        changelog = table.changelog_topic.get_topic_name()
+        producer = app.producer
+        pending = []
+        for asset_id, state in result.states.items():
+            key = asset_id.encode()
+            value = state.to_bytes()
+            event = last_event[asset_id]
+            partition = event.message.partition
+            make_current(event)
+            store[key] = value
+            pending.append(await producer.send(changelog, key, value, partition, None, None))
+            open_windows[asset_id] = extractor.open_windows(state)
+        _current_event.set(None)
+        persisted: dict[int, int] = {}
+        for metadata in await asyncio.gather(*pending):
+            persisted[metadata.partition] = max(
+                metadata.offset, persisted.get(metadata.partition, -1)
+            )
+        for partition, offset in persisted.items():
+            store.set_persisted_offset(TP(changelog, partition), offset)
+
+    async def _publish(
+        result: BatchResult,
+        output: faust.TopicT,
+        dlq: faust.TopicT,
+        sent: list[Awaitable[Any]],
+    ) -> None:
         """Send closed windows and late records, and wait until the broker holds them.
 
         Waiting here, before the state is written, is what keeps a crash from leaving
         a local state that has moved past a window whose emission never reached Kafka.
+        Forwarded records (`sent`) are waited for too: their source offsets are acked
+        after this batch.
         """
         for emission in result.emissions:
-            await output.send(key=emission.asset_id.encode(), value=emission.value)
+            sent.append(await output.send(key=emission.asset_id.encode(), value=emission.value))
         for event, reason in result.rejected:
             metrics.LATE_EVENTS.inc()
             await _dead_letter(dlq, event, reason)
-        if result.emissions or result.rejected:
+        await asyncio.gather(*sent)
+        if result.rejected:
             await app.producer.flush()
         now_ms = time.time() * 1000.0
         for emission in result.emissions:
@@ -171,43 +260,71 @@ def register(app: faust.App, settings: Settings) -> None:
                 metrics.FEATURE_LATENCY.observe(max(0.0, now_ms - emission.closed_at_ms) / 1000)
 
 
-def _use_partition_of(event: faust.EventT) -> None:
-    """Make `event` this task's current event: Faust tables pick the partition from it.
+async def _take(queue: Any, max_: int, within: float) -> list[faust.EventT]:
+    """Up to `max_` queued events, collected for at most `within` s after the first.
 
-    `take_events` fills its buffer in another task, so the agent's own context has no
-    current event; only this task's context variable is set (never the stream's
-    attribute, which the buffering task reads).
+    Reading the channel's queue in bulk skips Faust's per-event stream step (a
+    generator round trip, a loop iteration, sensors and an ack each); the agent acks
+    the messages itself once a batch is applied.
     """
-    _current_event.set(weakref.ref(event))
+    loop = asyncio.get_running_loop()
+    events = [await queue.get()]
+    deadline = loop.time() + within
+    get = queue.get_nowait
+    while len(events) < max_:
+        while not queue.empty() and len(events) < max_:
+            events.append(get())
+        remaining = deadline - loop.time()
+        if len(events) >= max_ or remaining <= 0:
+            break
+        try:
+            events.append(await asyncio.wait_for(queue.get(), remaining))
+        except TimeoutError:
+            break
+    return events
 
 
-async def _decode(
+def _decode(
     event: faust.EventT,
-    repartition: faust.TopicT,
+    homes: dict[bytes, int],
     repartition_name: str,
     partitions: int,
     max_bytes: int,
-) -> Record | str:
-    """A record for the extractor, or why not: `forwarded` or `invalid`.
+) -> Record | tuple[bytes, int] | str:
+    """A record for the extractor, `(asset key, home partition)` to forward it, or `invalid`.
 
     Invalid `telemetry` is skipped without a dead letter because the ingest agent,
     which reads the same topic, already dead-letters it with the validator's reason.
+    `homes` caches each asset's home partition (murmur2 in pure Python is not cheap).
     """
     message = event.message
     telemetry = validate_telemetry(message.value, message.key, max_bytes)
     if isinstance(telemetry, Invalid):
         return "invalid"
-    asset_key = telemetry.asset_id.encode()
+    asset_id = telemetry.asset_id
     kafka_ts_ms = (message.timestamp or 0.0) * 1000.0
     if message.topic == repartition_name:
         headers = dict(message.headers or ())
         origin = int(headers[ORIGIN_PARTITION])
         offset = int(headers[ORIGIN_OFFSET])
-        return Record(telemetry.asset_id, origin, offset, telemetry, kafka_ts_ms, event)
-    home = home_partition(asset_key, partitions)
+        return Record(asset_id, origin, offset, telemetry, kafka_ts_ms, event)
+    asset_key = asset_id.encode()
+    home = homes.get(asset_key)
+    if home is None:
+        if len(homes) >= _HOMES_CACHED:
+            homes.clear()
+        home = homes[asset_key] = home_partition(asset_key, partitions)
     if message.key == asset_key and message.partition == home:
-        return Record(telemetry.asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, event)
-    await repartition.send(
+        return Record(asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, event)
+    return asset_key, home
+
+
+async def _forward(
+    repartition: faust.TopicT, event: faust.EventT, asset_key: bytes, home: int
+) -> Awaitable[Any]:
+    """Send a misrouted record to its asset's home partition, with its origin in headers."""
+    message = event.message
+    return await repartition.send(
         key=asset_key,
         value=message.value,
         partition=home,
@@ -219,7 +336,6 @@ async def _decode(
             (ORIGIN_TIMESTAMP, repr(message.timestamp).encode()),
         ],
     )
-    return "forwarded"
 
 
 async def _dead_letter(dlq: faust.TopicT, event: faust.EventT, reason: str) -> None:

@@ -23,7 +23,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streamapp.archive.bench import PARTITIONS, raw_consume
+from streamapp.bench.harness import PARTITIONS, raw_consume
 from streamapp.features import metrics
 from streamapp.features.agent import register
 from streamapp.kafka.config import aiokafka_kwargs, faust_broker_url

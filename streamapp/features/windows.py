@@ -256,6 +256,7 @@ class FeatureExtractor:
         self.spec = spec
         self.signals = frozenset(signals) if signals else None
         self.features = tuple(f for f in acc_ops.FEATURES if not features or f in features)
+        self._keys: dict[str, list[str]] = {}
 
     def process(
         self, records: dict[str, list[Record]], states: dict[str, AssetState]
@@ -273,8 +274,10 @@ class FeatureExtractor:
             result.states[asset_id] = state
             progress[asset_id] = self._apply(asset_id, state, asset_records, pending, result)
         self._accumulate(pending.values())
+        closing: list[_Closing] = []
         for asset_id, state in result.states.items():
-            self._close(asset_id, state, progress[asset_id], result)
+            self._close(asset_id, state, progress[asset_id], closing)
+        self._emit(closing, result)
         return result
 
     def _apply(
@@ -392,7 +395,7 @@ class FeatureExtractor:
             group.pane.acc = state[start : start + values.shape[1]].copy()
 
     def _close(
-        self, asset_id: str, state: AssetState, progress: _Progress, result: BatchResult
+        self, asset_id: str, state: AssetState, progress: _Progress, closing: list[_Closing]
     ) -> None:
         """Emit the windows that closed during this batch, oldest first; drop dead panes."""
         spec = self.spec
@@ -401,7 +404,7 @@ class FeatureExtractor:
                 pane = state.panes.pop(key)
                 window = _Window(pane.first_ts, pane.last_ts, pane.count, state.padded(pane))
                 closed_at = progress.cycle_closed_at.get(key, math.nan)
-                result.emissions.append(self._emission(asset_id, state, window, closed_at, key))
+                closing.append(_Closing(asset_id, state.names, window, closed_at, key))
             return
         before, watermark = progress.before, state.watermark
         if watermark == before:
@@ -419,7 +422,7 @@ class FeatureExtractor:
             window = self._merge(state, start)
             if window.count:
                 closed_at = progress.closed_at(start + spec.size_ms + grace)
-                result.emissions.append(self._emission(asset_id, state, window, closed_at, None))
+                closing.append(_Closing(asset_id, state.names, window, closed_at, None))
         for key in list(state.panes):
             last_start = math.floor(key / spec.step_ms) * spec.step_ms
             if last_start + spec.size_ms + grace <= watermark:
@@ -452,32 +455,50 @@ class FeatureExtractor:
             merged = acc_ops.empty(len(state.names))
         return _Window(float(start), float(end), count, merged)
 
-    def _emission(
-        self,
-        asset_id: str,
-        state: AssetState,
-        window: _Window,
-        closed_at_ms: float,
-        cycle: int | None,
-    ) -> Emission:
-        values = acc_ops.features(window.acc)
-        order = sorted(range(len(state.names)), key=state.names.__getitem__)
-        features: dict[str, float | int | None] = {}
-        for row in order:
-            if values["count"][row] == 0:
-                continue
-            name = state.names[row]
-            for feature in self.features:
-                number = float(values[feature][row])
-                if feature == "count":
-                    features[f"{name}_count"] = int(number)
-                else:
-                    features[f"{name}_{feature}"] = number if math.isfinite(number) else None
+    def _emit(self, closing: list[_Closing], result: BatchResult) -> None:
+        """The `extracted-features` records of the closed windows, in closing order.
+
+        The features of every row of every window come from one vectorised pass: each
+        is elementwise, so a row's values do not depend on what it is stacked with.
+        """
+        if not closing:
+            return
+        values = acc_ops.features(np.concatenate([item.window.acc for item in closing]))
+        columns = [(feature, values[feature].tolist()) for feature in self.features]
+        counts = values["count"].tolist()
+        isfinite = math.isfinite
+        first_row = 0
+        for item in closing:
+            names = item.names
+            features: dict[str, float | int | None] = {}
+            for row in sorted(range(len(names)), key=names.__getitem__):
+                index = first_row + row
+                if counts[index] == 0:
+                    continue
+                keys = self._feature_keys(names[row])
+                for (feature, column), key in zip(columns, keys, strict=True):
+                    number = column[index]
+                    if feature == "count":
+                        features[key] = int(number)
+                    else:
+                        features[key] = number if isfinite(number) else None
+            first_row += len(names)
+            result.emissions.append(self._emission(item, features))
+
+    def _feature_keys(self, name: str) -> list[str]:
+        """`<signal>_<feature>` for each emitted feature, built once per signal."""
+        keys = self._keys.get(name)
+        if keys is None:
+            keys = self._keys[name] = [f"{name}_{feature}" for feature in self.features]
+        return keys
+
+    def _emission(self, item: _Closing, features: dict[str, float | int | None]) -> Emission:
+        window = item.window
         metadata: dict[str, Any] = {"source": SOURCE, "window_kind": self.spec.kind}
-        if cycle is not None:
-            metadata["cycle"] = cycle
+        if item.cycle is not None:
+            metadata["cycle"] = item.cycle
         record = {
-            "asset_id": asset_id,
+            "asset_id": item.asset_id,
             "sensor_id": "all",
             "features": features,
             "timestamp": format_ts(window.end),
@@ -489,7 +510,7 @@ class FeatureExtractor:
             "metadata": metadata,
         }
         value = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
-        return Emission(asset_id, window.end, value, closed_at_ms)
+        return Emission(item.asset_id, window.end, value, item.closed_at_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,3 +519,14 @@ class _Window:
     end: float
     count: int
     acc: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class _Closing:
+    """A window that closed during a batch, waiting for the vectorised feature pass."""
+
+    asset_id: str
+    names: list[str]
+    window: _Window
+    closed_at_ms: float
+    cycle: int | None

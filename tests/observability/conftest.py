@@ -22,13 +22,19 @@ from tests.support.worker import WorkerProcess
 
 API_KEY = "observability-key"
 EVENT_SECONDS = 90
+# The 14 C-MAPSS sensors the shipped model reads, so feature records reach the RUL agent.
+SENSORS = {
+    "s2": 642.0, "s3": 1589.0, "s4": 1400.0, "s7": 554.0, "s8": 2388.0, "s9": 9050.0,
+    "s11": 47.4, "s12": 522.0, "s13": 2388.0, "s14": 8140.0, "s15": 8.4, "s17": 392.0,
+    "s20": 38.9, "s21": 23.3,
+}  # fmt: skip
 
 
 def telemetry(asset: str, second: int) -> dict[str, Any]:
     return {
         "asset_id": asset,
         "ts": f"2026-11-22T07:{second // 60:02d}:{second % 60:02d}.000Z",
-        "signals": {"s2": 642.0 + second * 0.01, "s3": 1589.0 - second * 0.02, "s4": 1400.0},
+        "signals": {name: base + second * 0.01 for name, base in SENSORS.items()},
         "cycle": second,
     }
 
