@@ -14,9 +14,10 @@ Why it is exactly once (each step is tested in tests/archive):
   drops events of the old generation; the agent discards what it had buffered but not
   sealed (those messages come again) and re-reads S3 before resuming.
 
-Throughput: the agent takes events from its channel's queue in bulk instead of one
-`async for` step per event (a generator round trip and several awaits each), and
-`streamapp.kafka.drain` removes the per-message task churn of Faust's fetch loop.
+Throughput: the agent's topics are a batch route of `streamapp.kafka.drain`: the fetch
+loop hands it lists of raw messages, skipping Faust's per-message delivery (conductor,
+decode, `Event`, channel queue), and each message becomes its temp line with one string
+format (`records.encode_message`) instead of a `json.dumps`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ import faust
 from streamapp.archive import metrics
 from streamapp.archive.buffer import Batch, BufferLimits, WorkerBuffers
 from streamapp.archive.records import (
-    ArchivedRecord,
-    encode_line,
+    encode_message,
     encode_object,
     parse_temp_key,
     temp_key,
@@ -47,7 +47,6 @@ from streamapp.settings import Settings
 logger = logging.getLogger(__name__)
 
 TICK_S = 0.1
-BULK = 2000
 Key = tuple[str, int]
 
 
@@ -82,39 +81,24 @@ class Archiver:
         self.first_message_at: float | None = None
 
     # --- the agent loop -----------------------------------------------------------
-    async def run(self, stream: faust.StreamT) -> None:
-        queue = stream.channel.queue
+    async def run(self, batches: asyncio.Queue[list[Any]]) -> None:
+        """Archive the message lists the drain puts on `batches`, until cancelled."""
         async with ArchiveStore(self.settings) as store:
             self.store = store
             try:
                 while True:
                     self._raise_failure()
                     await self._wait_for_memory()
-                    events = await self._take(queue)
-                    for event in events:
-                        if self.buffers.at_cap:
-                            await self._wait_for_memory()
-                        await self._archive(event.message)
+                    try:
+                        messages = await asyncio.wait_for(batches.get(), TICK_S)
+                    except TimeoutError:
+                        messages = []
+                    await self._archive(messages)
                     self._seal_due()
             finally:
                 for task in self.writers.values():
                     task.cancel()
                 self.store = None
-
-    async def _take(self, queue: Any) -> list[Any]:
-        """Up to BULK queued events without a suspension each; waits a tick when idle."""
-        if queue.empty():
-            try:
-                first = await asyncio.wait_for(queue.get(), TICK_S)
-            except TimeoutError:
-                return []
-            events = [first]
-        else:
-            events = []
-        get = queue.get_nowait
-        while len(events) < BULK and not queue.empty():
-            events.append(get())
-        return events
 
     async def _wait_for_memory(self) -> None:
         """Backpressure: take nothing while the worker holds its cap of bytes."""
@@ -125,40 +109,45 @@ class Archiver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.freed.wait(), TICK_S)
 
-    async def _archive(self, message: Any) -> None:
-        current = self.app.consumer_generation_id
-        if message.generation_id != current:
-            return
-        if current != self.generation:
-            self._new_generation(current)
-        key = (message.topic, message.partition)
-        offset = message.offset
-        if offset <= self.last_seen.get(key, -1):
-            return
-        self.last_seen[key] = offset
-        resume = self.resume.get(key)
-        if resume is None:
-            resume = self.resume[key] = await self._resume_point(key)
-        if offset <= resume:
-            message.ack(self.app.consumer)
-            metrics.SKIPPED.labels(message.topic).inc()
-            return
-        if self.first_message_at is None:
-            self.first_message_at = time.monotonic()
-        line = encode_line(
-            ArchivedRecord(
+    async def _archive(self, messages: list[Any]) -> None:
+        """Buffer one offset-ordered list of messages (one or more partitions)."""
+        app = self.app
+        buffers = self.buffers
+        last_seen = self.last_seen
+        now = time.monotonic()
+        for message in messages:
+            if buffers.at_cap:
+                await self._wait_for_memory()
+                now = time.monotonic()
+            current = app.consumer_generation_id
+            if message.generation_id != current:
+                continue
+            if current != self.generation:
+                self._new_generation(current)
+            key = message.tp
+            offset = message.offset
+            if offset <= last_seen.get(key, -1):
+                continue
+            last_seen[key] = offset
+            resume = self.resume.get(key)
+            if resume is None:
+                resume = self.resume[key] = await self._resume_point(key)
+                now = time.monotonic()
+            if offset <= resume:
+                message.ack(app.consumer)
+                metrics.SKIPPED.labels(message.topic).inc()
+                continue
+            if self.first_message_at is None:
+                self.first_message_at = now
+            buffers.add(
                 message.topic,
                 message.partition,
                 offset,
-                int(message.timestamp * 1000),
                 message.key,
-                message.value,
-                tuple(message.headers or ()),
+                encode_message(message),
+                message,
+                now,
             )
-        )
-        self.buffers.add(
-            message.topic, message.partition, offset, message.key, line, message, time.monotonic()
-        )
 
     def _new_generation(self, generation: int) -> None:
         """After a rebalance: unsealed messages come again from the committed offset."""
@@ -226,9 +215,7 @@ class Archiver:
             self.prefix, batch.topic, batch.partition, batch.first_offset, batch.last_offset
         )
         await self.store.put(name, body, "application/gzip")
-        consumer = self.app.consumer
-        for message in batch.messages:
-            message.ack(consumer)
+        drain.ack_all(self.app.consumer, batch.messages)
         self.buffers.released(batch)
         self.freed.set()
         metrics.MESSAGES.labels(batch.topic).inc(len(batch.messages))
@@ -253,11 +240,11 @@ class Archiver:
         return True
 
 
-def raw_topics(app: faust.App, settings: Settings) -> faust.TopicT:
-    """One raw-bytes channel over both archived topics: the archive keeps bytes as they came."""
-    return app.topic(
-        settings.topic_telemetry,
-        settings.topic_tesla,
+def raw_topics(app: faust.App, settings: Settings, batch_route: drain.BatchRoute) -> faust.TopicT:
+    """Both archived topics as raw bytes: the archive keeps bytes as they came."""
+    return drain.routed_topic(
+        app,
+        batch_route,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -271,13 +258,16 @@ def register(
     """Attach the archive agent, its rebalance hook and the periodic compaction."""
     from streamapp.archive.compaction import compact_owned_topics
 
-    drain.install(app)
+    batch_route = drain.route(app, (settings.topic_telemetry, settings.topic_tesla))
     archiver = Archiver(app, settings, on_written)
 
-    @app.agent(raw_topics(app, settings), name="archive")
+    @app.agent(raw_topics(app, settings, batch_route), name="archive")
     async def archive(stream: faust.StreamT) -> None:
-        """Every message of `telemetry` and `tesla_V`, valid or not, into the temp layer."""
-        await archiver.run(stream)
+        """Every message of `telemetry` and `tesla_V`, valid or not, into the temp layer.
+
+        The stream subscribes the topics; their messages arrive on the batch route.
+        """
+        await archiver.run(batch_route.queue)
 
     @app.on_partitions_revoked.connect
     async def finish_revoked_writes(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

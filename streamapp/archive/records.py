@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]
+from typing import Any
 from urllib.parse import quote
 
 TEXT = "utf8"
@@ -66,26 +68,66 @@ def _decode_bytes(text: str | None, encoding: str) -> bytes | None:
     return text.encode("utf-8")
 
 
+def _json_text(data: bytes | None) -> tuple[str, str]:
+    """A JSON string literal (or null) for `data`, and its encoding name."""
+    if data is None:
+        return "null", TEXT
+    try:
+        return _quote(data.decode("utf-8")), TEXT
+    except UnicodeDecodeError:
+        return '"' + base64.b64encode(data).decode("ascii") + '"', BASE64
+
+
+def _line(
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
+) -> bytes:
+    """The temp line, formatted directly: the same bytes `json.dumps` gives, 3x cheaper."""
+    key_text, key_encoding = _json_text(key)
+    value_text, value_encoding = _json_text(value)
+    header_text = "[]"
+    if headers:
+        header_text = json.dumps(
+            [[name, *_encode_bytes(data)] for name, data in headers],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+    return (
+        f'{{"topic":{_quote(topic)},"partition":{partition},"offset":{offset},'
+        f'"timestamp":{timestamp_ms},"key":{key_text},"key_encoding":"{key_encoding}",'
+        f'"value":{value_text},"value_encoding":"{value_encoding}","headers":{header_text}}}\n'
+    ).encode()
+
+
 def encode_line(record: ArchivedRecord) -> bytes:
     """One JSON line (with its newline) for a message; lossless for any bytes."""
-    key, key_encoding = _encode_bytes(record.key)
-    value, value_encoding = _encode_bytes(record.value)
-    headers = []
-    for name, data in record.headers:
-        text, encoding = _encode_bytes(data)
-        headers.append([name, text, encoding])
-    line = {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": record.timestamp_ms,
-        "key": key,
-        "key_encoding": key_encoding,
-        "value": value,
-        "value_encoding": value_encoding,
-        "headers": headers,
-    }
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    return _line(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp_ms,
+        record.key,
+        record.value,
+        record.headers,
+    )
+
+
+def encode_message(message: Any) -> bytes:
+    """`encode_line` straight from a Faust message (no intermediate record)."""
+    return _line(
+        message.topic,
+        message.partition,
+        message.offset,
+        round(message.timestamp * 1000),
+        message.key,
+        message.value,
+        message.headers or (),
+    )
 
 
 def decode_line(line: bytes) -> ArchivedRecord:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from streamapp.cli.options import echo_json, run_async
+from streamapp.cli.options import echo_json, message_bench, run_async
 from streamapp.settings import get_settings
 
 
@@ -64,16 +64,9 @@ def verify(topic: str, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-@click.command("archive")
-@click.option("--messages", default=100_000, show_default=True, help="Messages to send.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
-def bench_archive(messages: int, as_json: bool) -> None:
-    """Archive throughput vs plain aiokafka on a private embedded stack."""
-    from streamapp.archive.bench import bench_archive as run_bench
-
-    result = run_bench(messages)
-    if as_json:
-        echo_json(result)
-    else:
-        for key, value in result.items():
-            click.echo(f"{key}: {value}")
+bench_archive = message_bench(
+    "archive",
+    100_000,
+    "Archive throughput vs plain aiokafka on a private embedded stack.",
+    "streamapp.archive.bench:bench_archive",
+)

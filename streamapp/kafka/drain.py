@@ -7,53 +7,125 @@ the ceiling (about 5,000 msgs/s here). While the flow runs, this subclass races 
 whole fetched batch against `suspend_flow` once (a rebalance still interrupts
 delivery at once); while the flow is suspended (rebalance, table recovery) it
 delivers exactly as upstream, one race per message. Gaps, `broker_commit_every` and
-read offsets are handled as upstream, message by message. Installed by `install(app)`.
+read offsets are handled as upstream, message by message; upstream `getmany` (an async
+generator reading a partition's high watermark for every message) is inlined as a plain
+generator that reads it once per fetch. Installed by `install(app)`.
+
+A `BatchRoute` (`route(app, topics)`) goes further for an agent that handles raw
+messages in bulk (the archive): messages of its topics skip the conductor (per message
+a lock, flow-control and producer checks, a decode and an `Event`) and reach the
+route's queue in offset-ordered lists of up to `ROUTE_BATCH`. Its topic, a
+`RoutedTopic`, is subscribed and acked like any other but indexed for no partition,
+so the conductor never delivers it; partitions of the same topic that other agents
+read still go through the conductor for them. Each routed message holds one reference
+until the route's reader acks it, so offsets are committed as for any agent.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.types import Message
+from faust.types.tuples import ack_lock
 
 _YIELD_EVERY = 100
+ROUTE_BATCH = 2000
+ROUTE_DEPTH = 4
+
+
+class BatchRoute:
+    """Where the batched drain puts the messages of some topics, a list at a time.
+
+    The queue holds at most `ROUTE_DEPTH` lists: a reader that stops taking (the
+    archive at its memory cap) stops the drain, as a full Faust channel queue does.
+    """
+
+    def __init__(self, topics: frozenset[str]) -> None:
+        self.topics = topics
+        self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(ROUTE_DEPTH)
 
 
 class BatchedDrainMixin:
     """Overrides `_drain_messages` of a Faust consumer class (see module docstring)."""
 
-    async def _deliver(self: Any, records: AsyncIterator[tuple[Any, Any]], race_each: bool) -> None:
+    routes: dict[str, BatchRoute]
+
+    def _fetched(
+        self: Any, records: Any, active_partitions: set[Any] | None, generation_id: int
+    ) -> Iterator[tuple[Any, Message]]:
+        """Upstream `getmany`'s loop over one fetch, as a plain generator, reading each
+        partition's high watermark (for the monitor) once per fetch, not per message."""
+        app = self.app
+        buffered = self._buffered_partitions
+        to_message = self._to_message
+        track_end_offset = app.monitor.track_tp_end_offset
+        tracked: set[Any] = set()
+        for tp, record in self.scheduler.iterate(records):
+            if not self.flow_active or app.consumer_generation_id != generation_id:
+                return
+            if active_partitions is None or tp in active_partitions or tp in buffered:
+                if tp not in tracked:
+                    tracked.add(tp)
+                    track_end_offset(tp, self.highwater(tp))
+                yield tp, to_message(tp, record)
+
+    async def _deliver(self: Any, race_each: bool) -> None:
+        """Fetch once and deliver what came, as upstream `getmany` + drain loop do."""
+        records, active_partitions = await self._wait_next_records(1.0)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning("exception performing seek when flow not active %r", exc)
+            return
         callback = self.callback
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
+        conducted = self.app.topics._tp_to_callback
+        routes = self.routes
+        pending: dict[BatchRoute, list[Message]] = {}
         commit_every = self._commit_every
         since_yield = 0
-        try:
-            async for tp, message in records:
-                since_yield += 1
-                if since_yield > _YIELD_EVERY:
-                    await asyncio.sleep(0)
-                    since_yield = 0
-                offset = message.offset
-                read_offset = get_read_offset(tp)
-                if read_offset is not None and offset < read_offset:
-                    continue
-                if read_offset and offset - read_offset > 1 and acks_enabled_for(message.topic):
-                    await self._add_gap(tp, read_offset + 1, offset)
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
+        for tp, message in self._fetched(records, active_partitions, generation_id):
+            since_yield += 1
+            if since_yield > _YIELD_EVERY:
+                await asyncio.sleep(0)
+                since_yield = 0
+            offset = message.offset
+            read_offset = get_read_offset(tp)
+            if read_offset is not None and offset < read_offset:
+                continue
+            if read_offset and offset - read_offset > 1 and acks_enabled_for(message.topic):
+                await self._add_gap(tp, read_offset + 1, offset)
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            route = routes.get(message.topic) if routes else None
+            if route is not None and not race_each:
+                message.incref()
+                batch = pending.get(route)
+                if batch is None:
+                    batch = pending[route] = []
+                batch.append(message)
+                if len(batch) >= ROUTE_BATCH:
+                    del pending[route]
+                    await route.queue.put(batch)
+            if route is None or tp in conducted:
                 if race_each:
                     await self.wait_first(callback(message), self.suspend_flow.wait())
                 else:
                     await callback(message)
-                set_read_offset(tp, offset)
-        finally:
-            await records.aclose()
+            set_read_offset(tp, offset)
+        for route, batch in pending.items():
+            await route.queue.put(batch)
 
     async def _drain_messages(self: Any, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set
@@ -61,14 +133,13 @@ class BatchedDrainMixin:
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records = self.getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
                     if self.suspend_flow.is_set():
-                        await self._deliver(records, race_each=True)
+                        await self._deliver(race_each=True)
                     else:
                         await self.wait_first(
-                            self._deliver(records, race_each=False), self.suspend_flow.wait()
+                            self._deliver(race_each=False), self.suspend_flow.wait()
                         )
                     self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
@@ -91,4 +162,53 @@ def install(app: faust.App) -> None:
     base = transport.Consumer
     if issubclass(base, BatchedDrainMixin):
         return
-    transport.Consumer = type(f"BatchedDrain{base.__name__}", (BatchedDrainMixin, base), {})
+    name = f"BatchedDrain{base.__name__}"
+    transport.Consumer = type(name, (BatchedDrainMixin, base), {"routes": {}})
+
+
+def route(app: faust.App, topics: Iterable[str]) -> BatchRoute:
+    """A `BatchRoute` for `topics` on `app` (installs the batched drain)."""
+    install(app)
+    found = BatchRoute(frozenset(topics))
+    routes = app.transport.Consumer.routes
+    for topic in found.topics:
+        if topic in routes:
+            raise ValueError(f"topic {topic!r} already has a batch route")
+        routes[topic] = found
+    return found
+
+
+def ack_all(consumer: Any, messages: list[Message]) -> None:
+    """`message.ack(consumer)` for each message, under one take of Faust's ack lock.
+
+    The same steps as `Message.ack` (drop one reference; the last one marks the offset
+    safe to commit through `consumer.ack`), without taking the lock twice per message.
+    """
+    with ack_lock:
+        for message in messages:
+            if not message.acked:
+                refcount = message.refcount = max(message.refcount - 1, 0)
+                if not refcount:
+                    message.on_final_ack(consumer)
+
+
+class RoutedTopic(faust.Topic):
+    """A topic subscribed and acked like any other, whose messages only a route delivers.
+
+    Its `active_partitions` is always empty, so the conductor indexes it for no
+    partition and builds no per-message handler for it; the agent machinery sets the
+    attribute on the clones it iterates, which is ignored here.
+    """
+
+    @property  # type: ignore[override]
+    def active_partitions(self) -> set[Any]:
+        return set()
+
+    @active_partitions.setter
+    def active_partitions(self, value: Any) -> None:
+        """Ignored: see the class docstring."""
+
+
+def routed_topic(app: faust.App, batch_route: BatchRoute, **options: Any) -> faust.TopicT:
+    """The topic of a route (a `RoutedTopic` over its topics) for the route's agent."""
+    return RoutedTopic(app, topics=tuple(sorted(batch_route.topics)), **options)

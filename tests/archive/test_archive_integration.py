@@ -79,6 +79,7 @@ def send(env: dict[str, str], topic: str, pairs: list[tuple[str, bytes]]) -> Non
 
 
 def temp_complete(settings: Settings, topic: str, expected: int) -> dict[str, Any] | None:
+    """The audit once every offset is in temp (it reads every temp line: poll it slowly)."""
     report = asyncio.run(verify(settings, topic))
     done = report["kafka_messages"] == expected and report["missing"]["temp"]["count"] == 0
     return report if done else None
@@ -115,7 +116,9 @@ def test_three_sigkills_lose_and_duplicate_nothing(isolated_env, start_worker) -
             worker = start_worker(env, name=f"w{kills}")
             worker.wait_ready(timeout=120)
     assert kills == 3
-    report = wait_for(lambda: temp_complete(settings, topic, total), 180, "all offsets in temp")
+    report = wait_for(
+        lambda: temp_complete(settings, topic, total), 180, "all offsets in temp", every=2.0
+    )
     worker.stop()
 
     reports = asyncio.run(compact(settings, [topic]))
@@ -174,7 +177,7 @@ def test_a_20s_s3_outage_keeps_the_worker_up_and_memory_capped(
         worker.wait_ready(timeout=120)
         send(env, topic, messages(0, 3_000))
         # Resume points come from S3: the cut must fall after they are known, or nothing is held.
-        wait_for(lambda: temp_complete(direct, topic, 3_000), 120, "first offsets in temp")
+        wait_for(lambda: temp_complete(direct, topic, 3_000), 120, "first offsets", every=2.0)
         proxy.cut()
         outage_end = time.monotonic() + 20
         send(env, topic, messages(3_000, 5_000))
@@ -189,7 +192,7 @@ def test_a_20s_s3_outage_keeps_the_worker_up_and_memory_capped(
         assert max(held) <= cap + 2048
         errors = scrape(worker)["streamapp_archive_s3_errors"]
         assert sum(s.value for s in errors.samples if s.name.endswith("_total")) > 0
-        wait_for(lambda: temp_complete(direct, topic, 8_000), 180, "all offsets in temp")
+        wait_for(lambda: temp_complete(direct, topic, 8_000), 180, "all offsets", every=2.0)
         assert worker.alive()
     report = asyncio.run(verify(direct, topic))
     assert report["missing"]["temp"]["count"] == 0

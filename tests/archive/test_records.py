@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from faust.types import TP, Message
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +14,7 @@ from streamapp.archive.records import (
     decode_line,
     decode_object,
     encode_line,
+    encode_message,
     encode_object,
     hour_label,
     hour_start_ms,
@@ -38,6 +42,42 @@ def test_any_bytes_survive_a_temp_line(record: ArchivedRecord) -> None:
     line = encode_line(record)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert decode_line(line) == record
+
+
+@given(records)
+def test_a_temp_line_is_the_compact_json_of_its_fields_in_order(record: ArchivedRecord) -> None:
+    """Lines are formatted by hand for speed; they stay what `json.dumps` would write."""
+    line = encode_line(record)
+    fields = json.loads(line)
+    assert list(fields) == [
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
+        "key",
+        "key_encoding",
+        "value",
+        "value_encoding",
+        "headers",
+    ]
+    assert line == json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+@given(records)
+def test_a_faust_message_encodes_as_its_record(record: ArchivedRecord) -> None:
+    message = Message(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp_ms / 1000,
+        0,
+        list(record.headers) or None,
+        record.key,
+        record.value,
+        None,
+        tp=TP(record.topic, record.partition),
+    )
+    assert encode_message(message) == encode_line(record)
 
 
 def test_text_values_stay_readable_and_binary_becomes_base64() -> None:
