@@ -14,11 +14,12 @@ def register_all(app: faust.App, settings: Settings) -> None:
     from streamapp.ingest import agent as ingest_agent
     from streamapp.observability import faust_metrics
     from streamapp.rul import agent as rul_agent
-    from streamapp.web import views
+    from streamapp.web import rul_api, views
 
     ingest_agent.register(app, settings)
     archive_agent.register(app, settings)
     features_agent.register(app, settings)
-    rul_agent.register(app, settings)
+    live_model = rul_agent.register(app, settings)
     views.register(app, settings)
+    rul_api.register(app, settings, live_model)
     faust_metrics.register(app, settings)

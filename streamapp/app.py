@@ -38,6 +38,8 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=1,
         table_cleanup_interval=timedelta(seconds=30),
         producer_linger=0.005,
+        producer_max_request_size=settings.kafka_max_message_bytes + 64 * 1024,
+        consumer_max_fetch_size=settings.kafka_max_message_bytes + 64 * 1024,
         autodiscover=False,
     )
     from streamapp import agents

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     )
     kafka_rebalance_timeout_s: float = Field(10.0, description="Consumer rebalance timeout.")
     kafka_heartbeat_interval_s: float = Field(1.0, description="Consumer heartbeat interval.")
+    kafka_max_message_bytes: int = Field(
+        8 * MiB,
+        ge=1024,
+        description="Largest record the workers fetch and produce (dead letters copy input "
+        "records byte for byte, so it must be at least the input topics' max.message.bytes).",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )
@@ -164,6 +170,13 @@ class Settings(BaseSettings):
         30, ge=1, description="Feature rows kept per asset while no model names its window."
     )
     torch_threads: int = Field(1, ge=1, description="Intra-op threads of torch in a worker.")
+    rul_inference_threads: int = Field(
+        2,
+        ge=1,
+        description="Threads running the ensemble's member networks at the same time "
+        "(each with TORCH_THREADS intra-op threads; 2 x 1 uses both cores of a 2-core box "
+        "without torch's spinning intra-op barriers).",
+    )
 
     @field_validator("feature_signals", "feature_names", mode="before")
     @classmethod

@@ -303,13 +303,14 @@ def _register_concepts() -> None:
     cli.add_command(rul_module.models)
     cli.add_command(archive_module.archive)
     bench.add_command(rul_module.bench_inference, "inference")
+    bench.add_command(rul_module.bench_rul, "rul")
     bench.add_command(archive_module.bench_archive, "archive")
     bench.add_command(features_module.bench_features, "features")
 
 
 @cli.group()
 def bench() -> None:
-    """Benchmarks printing JSON: archive, features, inference."""
+    """Benchmarks printing JSON: archive, features, inference, rul."""
 
 
 _register_concepts()

@@ -1,7 +1,8 @@
-"""RUL commands: `train`, `evaluate`, `models list|activate` and `bench inference`.
+"""RUL commands: `train`, `evaluate`, `models list|activate`, `bench inference` and `bench rul`.
 
 Exported click objects (registered by the lead in streamapp/cli/main.py): `train`,
-`evaluate`, `models` (group) and `bench_inference` (named `inference`, for the `bench` group).
+`evaluate`, `models` (group), `bench_inference` and `bench_rul` (named `inference` and `rul`,
+for the `bench` group).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from streamapp.rul.artifacts import (
     list_versions,
     load_active,
     load_ensemble,
+    read_metrics,
     save_ensemble,
 )
 from streamapp.rul.data import (
@@ -69,8 +71,13 @@ def _parse_models(value: str) -> tuple[str, ...]:
     "--format", "fmt", type=click.Choice(["cmapss", "features"]), default="cmapss",
     show_default=True, help="features: run-to-failure extracted-features JSON lines.",
 )  # fmt: skip
-@click.option("--models", "models", default=",".join(MODEL_KINDS), show_default=True)
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
+@click.option("--models", "models", default=",".join(TrainConfig.models), show_default=True)
+@click.option("--epochs", default=TrainConfig.epochs, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--folds", default=TrainConfig.folds, show_default=True, type=click.IntRange(0),
+    help="Cross-fit K fold models per member on all assets (0 or 1: fit/validation/"
+    "calibration split with early stopping and refit).",
+)  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Models directory.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--cap", default=125.0, show_default=True, type=click.FloatRange(min=1))
@@ -82,14 +89,16 @@ def _parse_models(value: str) -> tuple[str, ...]:
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
 )
 @click.option(
-    "--threads", default=2, show_default=True, type=click.IntRange(1), help="torch threads."
-)
+    "--threads", default=1, show_default=True, type=click.IntRange(1),
+    help="torch threads. 1 by default: with 2 threads on 2 busy shared cores, OpenMP's "
+    "spin-waiting made training steps ~15x slower; results depend on the thread count.",
+)  # fmt: skip
 @click.option("--activate/--no-activate", "make_active", default=True, show_default=True)
 def train(
-    data: Path, subset: str, fmt: str, models: str, epochs: int, out: Path | None, seed: int,
-    cap: float, window: int, level: float, threads: int, make_active: bool,
+    data: Path, subset: str, fmt: str, models: str, epochs: int, folds: int, out: Path | None,
+    seed: int, cap: float, window: int, level: float, threads: int, make_active: bool,
 ) -> None:  # fmt: skip
-    """Train the LSTM/GRU/TCN ensemble, calibrate its intervals, save a new model version."""
+    """Train the RUL ensemble, calibrate its intervals, save a new model version."""
     torch.set_num_threads(threads)
     if fmt == "cmapss":
         fleet = load_cmapss(data, subset, "train")
@@ -100,13 +109,14 @@ def train(
         inputs, conditions = informative_features(fleet), []
         name = "features"
     cfg = TrainConfig(
-        models=_parse_models(models), epochs=epochs, seed=seed, window=window, cap=cap,
-        level=level,
+        models=_parse_models(models), epochs=epochs, folds=folds, seed=seed, window=window,
+        cap=cap, level=level,
     )  # fmt: skip
     click.echo(
         f"training {','.join(cfg.models)} on {len(fleet)} assets, {len(inputs)} features"
         f"{' (per-condition normalisation)' if conditions else ''}, window {window}, "
-        f"cap {cap:g}, seed {seed}, {threads} threads",
+        f"cap {cap:g}, seed {seed}, {threads} threads"
+        f"{f', {folds}-fold cross-fitting' if folds > 1 else ''}",
         err=True,
     )
 
@@ -179,11 +189,11 @@ def list_cmd(models_dir: Path | None) -> None:
     if not versions:
         click.echo(f"no model versions in {root}")
     for version in versions:
+        metrics = read_metrics(root, version) or {}
         try:
-            metrics = json.loads((root / version / "metrics.json").read_text(encoding="utf-8"))
             val = metrics["validation_rmse"]["ensemble"]
             info = f"validation RMSE {val:.2f}, members {','.join(metrics['members'])}"
-        except (OSError, ValueError, KeyError):
+        except (KeyError, TypeError):
             info = "unreadable metrics"
         click.echo(f"{'*' if version == active else ' '} {version}  {info}")
 
@@ -220,3 +230,33 @@ def bench_inference(
     click.echo("params: " + ", ".join(f"{k} {v}" for k, v in result["params"].items()))
     for batch, row in result["predictions_per_s"].items():
         click.echo(f"batch {batch:>4}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in row.items()))
+
+
+@click.command("rul")
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Models directory whose ACTIVE version runs (default: MODELS_DIR).",
+)
+@click.option(
+    "--records", default=30_000, show_default=True, help="Backlog of the throughput phase."
+)
+@click.option("--rate", default=1000.0, show_default=True, help="Offered records/s for latency.")
+@click.option("--seconds", default=20.0, show_default=True, help="Length of the latency phase.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench_rul(
+    models_dir: Path | None, records: int, rate: float, seconds: float, as_json: bool
+) -> None:
+    """Streaming predictions/s and feature-to-prediction latency on a private broker."""
+    from streamapp.rul.bench import bench_rul as run_bench_rul
+
+    try:
+        result = run_bench_rul(_models_dir(models_dir), records, rate, seconds)
+    except RuntimeError as err:
+        raise click.ClickException(str(err)) from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        click.echo(f"{key}: {value}")

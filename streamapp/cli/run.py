@@ -1,13 +1,16 @@
 """`streamapp run` (what `make run` calls): the whole product on the embedded stack.
 
 It starts what is not running (broker, S3, a worker, the simulator), shows a live
-summary read from the worker's own /metrics every second, and on Ctrl-C or after
-`--duration` seconds stops exactly what it started.
+summary read from the worker's own /metrics and fleet API every second (counters, then
+the assets with the lowest predicted RUL and their intervals), and on Ctrl-C or after
+`--duration` seconds stops exactly what it started. It trains nothing: the worker
+serves the model named by `models/ACTIVE` (a trained FD001 ensemble ships there).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from pathlib import Path
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamapp.rul.artifacts import active_version
 from streamapp.settings import configure
 
 # (label shown, metric family, label filter) of the live summary.
@@ -31,6 +35,7 @@ SUMMARY_COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("predictions", "streamapp_rul_predictions", {}),
 )
 LAG_METRIC = "streamapp_consumer_lag_messages"
+URGENT_SHOWN = 3
 
 
 @dataclass(slots=True)
@@ -66,7 +71,28 @@ def total(samples: list[tuple[dict[str, str], float]], match: dict[str, str]) ->
     )
 
 
-def summary_line(families: dict[str, list[tuple[dict[str, str], float]]], elapsed: float) -> str:
+def lowest_rul(base_url: str, count: int = URGENT_SHOWN) -> list[dict]:
+    """The assets with the lowest predicted RUL, from the worker's fleet API ([] if down)."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v1/fleet?limit={count}", timeout=2) as r:
+            return list(json.loads(r.read()).get("assets", []))[:count]
+    except (OSError, ValueError):
+        return []
+
+
+def prediction_text(asset: dict) -> str:
+    """`ENGINE-0003 RUL 42 [28-57]`: an asset's latest prediction and its interval."""
+    text = f"{asset['asset_id']} RUL {asset['rul']:.0f}"
+    if asset.get("lower") is not None and asset.get("upper") is not None:
+        text += f" [{asset['lower']:.0f}-{asset['upper']:.0f}]"
+    return text
+
+
+def summary_line(
+    families: dict[str, list[tuple[dict[str, str], float]]],
+    elapsed: float,
+    urgent: list[dict] | None = None,
+) -> str:
     if not families:
         return f"[{elapsed:5.0f}s] worker starting..."
     parts = [f"[{elapsed:5.0f}s]"]
@@ -75,6 +101,8 @@ def summary_line(families: dict[str, list[tuple[dict[str, str], float]]], elapse
             parts.append(f"{label}={total(families[name], match):,.0f}")
     if LAG_METRIC in families:
         parts.append(f"lag={total(families[LAG_METRIC], {}):,.0f}")
+    if urgent:
+        parts.append("| lowest RUL: " + ", ".join(prediction_text(a) for a in urgent))
     return "  ".join(parts)
 
 
@@ -139,7 +167,8 @@ def run(
         env = stack.up(Path("topics.yaml"))
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
-    configure()
+    settings = configure()
+    model = active_version(settings.models_dir)
     logs = stack.log_dir
     started = Started([], stack_started)
     try:
@@ -172,6 +201,12 @@ def run(
         click.echo(f"broker {env.kafka_bootstrap_servers}   S3 {env.s3_endpoint}")
         click.echo(f"fleet page {base}/   metrics {base}/metrics   logs {logs}/")
         click.echo(
+            f"model {model} ({settings.models_dir}/ACTIVE)"
+            if model
+            else f"no active model in {settings.models_dir}: predictions are skipped until "
+            "`streamapp models activate VERSION`"
+        )
+        click.echo(
             "Ctrl-C to stop" + (f" (stops by itself after {duration:.0f}s)" if duration else "")
         )
         began = time.monotonic()
@@ -179,11 +214,15 @@ def run(
         while not duration or time.monotonic() - began < duration:
             if started.processes[0].poll() is not None:
                 raise click.ClickException(f"the worker exited; see {logs / 'worker.log'}")
-            line = summary_line(scrape(f"{base}/metrics"), time.monotonic() - began)
+            line = summary_line(
+                scrape(f"{base}/metrics"), time.monotonic() - began, lowest_rul(base)
+            )
             click.echo(("\r\033[K" + line) if interactive else line, nl=not interactive)
             time.sleep(1.0)
         click.echo("")
-        click.echo(summary_line(scrape(f"{base}/metrics"), time.monotonic() - began))
+        click.echo(
+            summary_line(scrape(f"{base}/metrics"), time.monotonic() - began, lowest_rul(base))
+        )
     except KeyboardInterrupt:
         click.echo("\nstopping...")
     finally:

@@ -7,9 +7,14 @@ producer sent and `kafka-console-consumer --property print.headers=true` shows w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
+
+logger = logging.getLogger(__name__)
 
 REASON_HEADER = "dlq.reason"
 SOURCE_TOPIC_HEADER = "dlq.source.topic"
@@ -17,6 +22,7 @@ SOURCE_PARTITION_HEADER = "dlq.source.partition"
 SOURCE_OFFSET_HEADER = "dlq.source.offset"
 SOURCE_TIMESTAMP_HEADER = "dlq.source.timestamp"
 MAX_REASON_CHARS = 500
+TOO_LARGE_NOTE = "over kafka_max_message_bytes; the source topic/partition/offset holds it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +69,31 @@ def parse_headers(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
 
 
 async def send_dead_letter(dlq_topic: faust.TopicT, letter: DeadLetter) -> None:
-    """Publish a dead letter without waiting for the broker's ack (Faust flushes on commit)."""
+    """Publish a dead letter without waiting for the broker's ack (Faust flushes on commit).
+
+    A value larger than the producer may send (a broker allowing bigger messages on
+    the input topic than `kafka_max_message_bytes`) would crash the agent on every
+    redelivery; it goes to the DLQ without its value instead, the reason saying where
+    the original bytes are (the source coordinates; the S3 archive for telemetry).
+    """
+    try:
+        await _send(dlq_topic, letter)
+    except ProducerSendError as exc:
+        if not isinstance(exc.__cause__, MessageSizeTooLargeError):
+            raise
+        size = len(letter.value or b"")
+        logger.warning(
+            "dead letter too large for the producer: topic=%s partition=%d offset=%d bytes=%d",
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            size,
+        )
+        reason = f"{letter.reason} [value of {size} bytes not copied: {TOO_LARGE_NOTE}]"
+        await _send(dlq_topic, replace(letter, value=None, reason=reason))
+
+
+async def _send(dlq_topic: faust.TopicT, letter: DeadLetter) -> None:
     await dlq_topic.send(
         key=letter.key,
         value=letter.value,

@@ -27,6 +27,7 @@ _KNOWN_TYPES = frozenset(
     "".join(part.capitalize() if i else part for i, part in enumerate(field.name.split("_")))
     for field in vehicle_data_pb2.Value.DESCRIPTOR.fields
 )
+_FIELD_NAMES = {value.number: value.name for value in vehicle_data_pb2.Field.DESCRIPTOR.values}
 _SOURCE = "tesla_V"
 
 
@@ -94,10 +95,17 @@ def _from_protojson(record: Any) -> Telemetry | Invalid:
     return Telemetry(vin, ts_ms, signals, None, metadata)
 
 
-def _protobuf_to_protojson(payload: vehicle_data_pb2.Payload) -> dict[str, Any]:
-    """The protojson shape of a parsed Payload, so both forms share one normaliser."""
+def _protobuf_to_protojson(payload: vehicle_data_pb2.Payload) -> dict[str, Any] | Invalid:
+    """The protojson shape of a parsed Payload, so both forms share one normaliser.
+
+    A field number the bindings do not name is refused (proto3 keeps unknown enum
+    numbers), like an unknown value type: a schema change must reach the DLQ.
+    """
     data = []
     for datum in payload.data:
+        field_name = _FIELD_NAMES.get(datum.key)
+        if field_name is None:
+            return Invalid(f"unknown Tesla field number {datum.key}")
         kind = datum.value.WhichOneof("value")
         if kind is None:
             continue
@@ -107,7 +115,7 @@ def _protobuf_to_protojson(payload: vehicle_data_pb2.Payload) -> dict[str, Any]:
         elif not isinstance(content, bool | int | float | str):
             continue
         camel = "".join(part.capitalize() if i else part for i, part in enumerate(kind.split("_")))
-        data.append({"key": vehicle_data_pb2.Field.Name(datum.key), "value": {camel: content}})
+        data.append({"key": field_name, "value": {camel: content}})
     created = payload.created_at
     return {
         "vin": payload.vin,
@@ -133,4 +141,5 @@ def decode_tesla(value: bytes | None, max_bytes: int) -> Telemetry | Invalid:
         return Invalid(f"not a Tesla protobuf Payload: {exc}")
     if not payload.HasField("created_at") or payload.created_at.seconds <= 0:
         return Invalid("Tesla protobuf Payload without createdAt")
-    return _from_protojson(_protobuf_to_protojson(payload))
+    record = _protobuf_to_protojson(payload)
+    return record if isinstance(record, Invalid) else _from_protojson(record)

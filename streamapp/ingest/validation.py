@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 MAX_ASSET_ID_CHARS = 128
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 _MAX_NESTING = 32
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +60,19 @@ def format_ts(ts_ms: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+_MAX_TS_MS = 253402300800000  # 10000-01-01: the first instant ISO-8601 cannot write
+
+
 def parse_ts(value: Any) -> float | str:
-    """Epoch milliseconds from ISO-8601 text or an epoch-ms number; a reason on failure."""
+    """Epoch milliseconds from ISO-8601 text or an epoch-ms number; a reason on failure.
+
+    Both forms share one range, 1970 to 9999, so every accepted time formats back to
+    ISO-8601 text that this function accepts again (a normalised record stays valid).
+    """
     if isinstance(value, bool):
         return "ts must be ISO-8601 text or epoch milliseconds, not a boolean"
     if isinstance(value, int | float):
-        if not math.isfinite(value) or not 0 <= value < 253402300800000:
+        if not math.isfinite(value) or not 0 <= value < _MAX_TS_MS:
             return "ts epoch milliseconds out of range"
         return float(value)
     if isinstance(value, str):
@@ -76,7 +85,10 @@ def parse_ts(value: Any) -> float | str:
             return f"ts is not ISO-8601: {value[:40]!r}"
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp() * 1000.0
+        ts_ms = moment.timestamp() * 1000.0
+        if not 0 <= ts_ms < _MAX_TS_MS:
+            return f"ts out of range (1970 to 9999): {value[:40]!r}"
+        return ts_ms
     return f"ts must be ISO-8601 text or epoch milliseconds, not {type(value).__name__}"
 
 
@@ -114,9 +126,23 @@ def decode_json(value: bytes | None, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES)
         return Invalid("JSON nested too deeply")
     except ValueError as exc:
         return Invalid(f"invalid JSON: {exc}")
-    if _depth_exceeds(decoded, _MAX_NESTING):
+    # Nesting deeper than the limit needs more opening brackets than the limit; the
+    # count (strings included) is far cheaper than walking every decoded value.
+    brackets = text.count("{") + text.count("[")
+    if brackets > _MAX_NESTING and _depth_exceeds(decoded, _MAX_NESTING):
         return Invalid(f"JSON nested deeper than {_MAX_NESTING} levels")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(decoded):
+        return Invalid("JSON text holds an unpaired UTF-16 surrogate escape")
     return decoded
+
+
+def _has_lone_surrogate(decoded: Any) -> bool:
+    """`\\ud800` is valid JSON but no UTF-8 string: such an id could never be a Kafka key."""
+    try:
+        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def finite_numbers(values: dict[str, Any], kind: str) -> dict[str, float] | Invalid:

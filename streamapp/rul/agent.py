@@ -1,14 +1,26 @@
-"""Streaming RUL: extracted-features -> per-asset sequences -> batched ensemble -> predictions."""
+"""Streaming RUL: extracted-features -> per-asset sequences -> batched ensemble -> predictions.
+
+Per batch (up to `rul_batch_size` events, or what arrived `rul_batch_timeout_ms` after the
+first) the agent validates each record, applies it to its asset's sequence, runs every
+model once over the whole batch (in a worker thread, so the event loop keeps fetching
+meanwhile), sends one prediction per applied event, waits until the broker holds them,
+and only then writes each touched asset's state once (see `sequences.py` for why that
+order) and acks the batch (`streamapp.kafka.batching`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import faust
 import numpy as np
+import torch
 
 from streamapp.ingest.agent import dead_letter, raw_topic
 from streamapp.ingest.validation import Invalid
+from streamapp.kafka.batching import run_batches, write_table
 from streamapp.kafka.events import make_current
 from streamapp.rul import stream_metrics as metrics
 from streamapp.rul.live_model import LiveModel
@@ -20,22 +32,30 @@ from streamapp.rul.sequences import (
     missing_features,
     parse_feature_record,
     prediction_record,
-    remember,
 )
 from streamapp.rul.serving import Ensemble
 from streamapp.settings import Settings
 
+TABLE_NAME = "rul-sequences"
 MODEL_CHECK_INTERVAL_S = 2.0
 
 
 def register(app: faust.App, settings: Settings) -> LiveModel:
+    """Attach the RUL agent, its table and model following to `app`; returns the live model."""
+    torch.set_num_threads(settings.torch_threads)
+    members = settings.rul_inference_threads
+    pool = ThreadPoolExecutor(members, "rul-member") if members > 1 else None
     features_topic = raw_topic(app, settings.topic_features)
     features_dlq = raw_topic(app, settings.dlq_topic(settings.topic_features))
-    predictions = raw_topic(app, settings.topic_predictions)
+    raw_topic(app, settings.topic_predictions)  # declared, so the worker creates it
     sequences = app.Table(
-        "rul-sequences",
+        TABLE_NAME,
         default=None,
         partitions=settings.topic_partitions,
+        # The changelog topic's codecs come from key_type/value_type, fixed when the
+        # table is created: without them its recovery json-decodes these raw bytes.
+        key_type=bytes,
+        value_type=bytes,
         schema=faust.Schema(
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
@@ -43,6 +63,17 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     # Faust still picks its json codec for a bytes schema; the value is our own JSON bytes.
     sequences.key_serializer = sequences.value_serializer = "raw"
     live = LiveModel(settings.models_dir)
+    # Decoded states of this worker's assets, valid until the next rebalance: the table (and
+    # its changelog) stays the truth, the cache only saves decoding it every batch.
+    cache: dict[str, AssetSequence] = {}
+
+    @app.on_partitions_revoked.connect
+    async def _forget_on_revoke(app: faust.App, revoked: object, **kwargs: object) -> None:
+        cache.clear()
+
+    @app.on_partitions_assigned.connect
+    async def _forget_on_assign(app: faust.App, assigned: object, **kwargs: object) -> None:
+        cache.clear()
 
     @app.task
     async def load_model_at_start() -> None:
@@ -57,77 +88,100 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     @app.agent(features_topic, name="rul-predict")
     async def predict(stream: faust.StreamT) -> None:
         """One inference per batch; one prediction (or dead letter) per event."""
-        async for events in stream.take_events(
-            settings.rul_batch_size, within=settings.rul_batch_timeout_ms / 1000.0
-        ):
-            await predict_batch(events)
+        await run_batches(
+            app,
+            stream,
+            settings.rul_batch_size,
+            settings.rul_batch_timeout_ms / 1000.0,
+            predict_batch,
+            cache.clear,
+        )
+
+    def state_of(asset_id: str, event: faust.EventT) -> AssetSequence:
+        state = cache.get(asset_id)
+        if state is None:
+            make_current(event)
+            state = AssetSequence.from_bytes(sequences.get(asset_id.encode()))
+            cache[asset_id] = state
+        return state
 
     async def predict_batch(events: list[faust.EventT]) -> None:
+        generation = app.consumer_generation_id
         ensemble = live.ensemble
         needed = ensemble.feature_names if ensemble else None
         capacity = ensemble.window if ensemble else settings.rul_sequence_length
-        states: dict[str, tuple[AssetSequence, faust.EventT]] = {}
-        pending: list[tuple[FeatureRecord, AssetSequence, faust.EventT, list]] = []
+        touched: dict[str, faust.EventT] = {}
+        pending: list[tuple[FeatureRecord, faust.EventT, np.ndarray, int]] = []
+        dead = False
         for event in events:
             message = event.message
             record = parse_feature_record(message.value, settings.max_payload_bytes)
             if isinstance(record, Invalid):
                 await dead_letter(features_dlq, event, record.reason)
+                dead = True
                 continue
             if needed is not None and (missing := missing_features(record, needed)):
                 await dead_letter(features_dlq, event, f"missing features: {', '.join(missing)}")
+                dead = True
                 continue
-            make_current(event)
-            if record.asset_id not in states:
-                states[record.asset_id] = (
-                    AssetSequence.from_bytes(sequences.get(record.asset_id.encode())),
-                    event,
-                )
-            state = states[record.asset_id][0]
-            states[record.asset_id] = (state, event)
-            if message.offset in state.recent:
-                await predictions.send(
-                    key=record.asset_id.encode(), value=state.recent[message.offset].encode()
-                )
-                continue
+            state = state_of(record.asset_id, event)
             outcome = apply(state, record, message.offset, needed, capacity)
+            if outcome == Outcome.REPLAYED:
+                metrics.SKIPPED.labels(outcome).inc()
+                continue
+            touched[record.asset_id] = event
             if outcome != Outcome.APPLIED:
                 metrics.SKIPPED.labels(outcome).inc()
             elif ensemble is None:
                 metrics.SKIPPED.labels("no_model").inc()
                 live.warn_if_missing()
             else:
-                pending.append((record, state, event, list(state.rows)))
+                window = ensemble.window_from_rows(state.rows)
+                pending.append((record, event, window, len(state.rows)))
         if pending and ensemble is not None:
             await publish(ensemble, pending)
-        for asset_id, (state, event) in states.items():
-            make_current(event)
-            sequences[asset_id.encode()] = state.to_bytes()
+        if dead:
+            await app.producer.flush()
+        if app.consumer_generation_id != generation:
+            # Rebalanced meanwhile: these events come again, maybe to another worker.
+            cache.clear()
+            return
+        await write_table(
+            sequences,
+            {asset.encode(): (cache[asset].to_bytes(), event) for asset, event in touched.items()},
+        )
 
-    async def publish(ensemble: Ensemble, pending: list) -> None:
+    async def publish(
+        ensemble: Ensemble, pending: list[tuple[FeatureRecord, faust.EventT, np.ndarray, int]]
+    ) -> None:
+        """Predict the batch, send one record per event and wait for the broker's acks."""
         started = time.perf_counter()
-        batch = [ensemble.build_window(rows) for _, _, _, rows in pending]
-        result = ensemble.predict(np.stack(batch))
+        batch = np.stack([window for _, _, window, _ in pending])
+        result = await asyncio.to_thread(ensemble.predict, batch, None, pool)
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(pending))
-        for index, (record, state, event, rows) in enumerate(pending):
+        producer = app.producer
+        topic = settings.topic_predictions
+        sent = []
+        for index, (record, event, _, history) in enumerate(pending):
             row = result.row(index)
             latency_ms = time.time() * 1000.0 - event.message.timestamp * 1000.0
             text = prediction_record(
                 record,
                 row,
                 ensemble.version,
-                len(rows),
+                history,
                 ensemble.window,
                 ensemble.feature_names,
                 latency_ms,
             )
-            remember(state, event.message.offset, text)
-            await predictions.send(key=record.asset_id.encode(), value=text.encode())
-            metrics.PREDICTIONS.inc()
+            key = record.asset_id.encode()
+            sent.append(await producer.send(topic, key, text.encode(), None, None, None))
             metrics.PREDICTED_RUL.observe(row["rul_prediction"])
             metrics.INTERVAL_WIDTH.observe(
                 row["confidence_interval_upper"] - row["confidence_interval_lower"]
             )
+        await asyncio.gather(*sent)
+        metrics.PREDICTIONS.inc(len(sent))
 
     return live

@@ -196,3 +196,11 @@ def load_active(models_dir: Path | str) -> Ensemble:
     if not _VERSION_RE.match(version):
         raise ArtifactError(f"{Path(models_dir) / ACTIVE} names an invalid version {version!r}")
     return load_ensemble(Path(models_dir) / version)
+
+
+def read_metrics(models_dir: Path | str, version: str) -> dict[str, Any] | None:
+    """A version's metrics.json (training figures), None when missing or unreadable."""
+    try:
+        return json.loads((Path(models_dir) / version / "metrics.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from streamapp.rul.conformal import Conformal
-from streamapp.rul.data import Scaler, build_window
+from streamapp.rul.data import Scaler, build_window, pad_window
 
 
 @dataclass
@@ -66,19 +67,32 @@ class Ensemble:
         """Feature dicts (oldest first, 1..window of them) -> padded raw (window, F) input."""
         return build_window(records[-self.window :], self.feature_names, self.window)
 
-    def member_predictions(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Each model's RUL for raw (B, window, F) windows, clipped to [0, cap]."""
+    def window_from_rows(self, rows: list[list[float]]) -> np.ndarray:
+        """Rows already in `feature_names` order (the streaming state) -> padded (window, F)."""
+        return pad_window(np.asarray(rows[-self.window :], dtype=np.float64), self.window)
+
+    def member_predictions(
+        self, batch: np.ndarray, pool: Executor | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each model's RUL for raw (B, window, F) windows, clipped to [0, cap].
+
+        With a `pool`, the members run in its threads at the same time (torch releases the
+        GIL inside each network's forward pass); the numbers are the same either way.
+        """
         batch = np.asarray(batch)
         if batch.ndim != 3 or batch.shape[1:] != (self.window, len(self.feature_names)):
             raise ValueError(
                 f"expected (B, {self.window}, {len(self.feature_names)}), got {batch.shape}"
             )
         x = torch.from_numpy(self.scaler.transform(batch))
-        out = {}
-        with torch.inference_mode():
-            for name, model in self.models.items():
-                out[name] = np.clip(model(x).double().numpy() * self.cap, 0.0, self.cap)
-        return out
+
+        def run(model: nn.Module) -> np.ndarray:
+            with torch.inference_mode():  # thread-local: entered in the thread that runs
+                return np.clip(model(x).double().numpy() * self.cap, 0.0, self.cap)
+
+        members = self.models.values()
+        outputs = list(pool.map(run, members)) if pool else [run(model) for model in members]
+        return dict(zip(self.models, outputs, strict=True))
 
     def combine(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Weighted ensemble mean and the members' spread (std)."""
@@ -86,9 +100,11 @@ class Ensemble:
         w = np.asarray([self.weights[n] for n in self.models])[:, None]
         return (w * stacked).sum(axis=0) / w.sum(), stacked.std(axis=0)
 
-    def predict(self, batch: np.ndarray, level: float | None = None) -> EnsemblePrediction:
+    def predict(
+        self, batch: np.ndarray, level: float | None = None, pool: Executor | None = None
+    ) -> EnsemblePrediction:
         """Ensemble RUL with conformal interval for raw, unscaled (B, window, F) windows."""
-        scores = self.member_predictions(batch)
+        scores = self.member_predictions(batch, pool)
         rul, spread = self.combine(scores)
         half = self.conformal.half_width(spread, level)
         return EnsemblePrediction(

@@ -9,16 +9,10 @@ asset_id and acknowledged by the broker before the 202 is sent.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from streamapp.ingest.validation import Invalid, Telemetry, decode_json, validate_record
-
-logger = logging.getLogger(__name__)
-
-API_KEY_HEADER = "X-Api-Key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +21,6 @@ class Refusal:
 
     status: int
     body: dict[str, Any]
-
-
-def key_is_valid(provided: str | None, expected: str | None) -> bool:
-    """Constant-time comparison; no configured key means no key is valid."""
-    if not expected or provided is None:
-        return False
-    return hmac.compare_digest(provided.encode(), expected.encode())
 
 
 def parse_batch(
@@ -88,8 +75,3 @@ async def produce_records(topic: Any, records: list[Telemetry]) -> None:
         for record in records
     ]
     await asyncio.gather(*pending)
-
-
-def log_refusal(status: int, reason: str, remote: str | None) -> None:
-    """Every refusal is logged, never with the key that was sent."""
-    logger.warning("http ingest refused status=%d remote=%s reason=%s", status, remote, reason)

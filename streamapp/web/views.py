@@ -12,18 +12,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from streamapp.ingest.agent import raw_topic
 from streamapp.settings import Settings
+from streamapp.web.auth import API_KEY_HEADER, key_refusal, log_refusal
 from streamapp.web.fleet import FleetView, follow_predictions
-from streamapp.web.ingest_http import (
-    API_KEY_HEADER,
-    Refusal,
-    key_is_valid,
-    log_refusal,
-    parse_batch,
-    produce_records,
-    read_limited,
-)
+from streamapp.web.ingest_http import Refusal, parse_batch, produce_records, read_limited
 from streamapp.web.metrics import HTTP_INGEST_RECORDS, HTTP_INGEST_REQUESTS
 
+TELEMETRY_PATH = "/api/v1/telemetry"
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 # Counter families shown on the fleet page (this worker's share of the traffic).
@@ -146,22 +140,19 @@ def register(app: faust.App, settings: Settings) -> None:
             body["ready"] = readiness(app)[0]
             return self.json(body)
 
-    @app.page("/api/v1/telemetry")
+    @app.page(TELEMETRY_PATH)
     class TelemetryIngest(View):
         """Telemetry over HTTP: 202 accepted, 400 invalid, 401 bad key, 413 too large."""
 
         def refuse(self, refusal: Refusal, remote: str | None) -> Response:
             HTTP_INGEST_REQUESTS.labels(str(refusal.status)).inc()
-            log_refusal(refusal.status, str(refusal.body.get("error")), remote)
+            log_refusal(TELEMETRY_PATH, refusal.status, str(refusal.body.get("error")), remote)
             return self.json(refusal.body, status=refusal.status)
 
         async def post(self, request: Request) -> Response:
             remote = request.remote
-            expected = settings.api_key.get_secret_value() if settings.api_key else None
-            if not key_is_valid(request.headers.get(API_KEY_HEADER), expected):
-                reason = "missing or invalid X-Api-Key"
-                if expected is None:
-                    reason = "HTTP ingestion is disabled: no API_KEY is configured"
+            reason = key_refusal(request.headers.get(API_KEY_HEADER), settings, "HTTP ingestion")
+            if reason is not None:
                 return self.refuse(Refusal(401, {"error": reason}), remote)
             limit = settings.http_max_body_bytes
             too_large = Refusal(413, {"error": f"body larger than {limit} bytes"})

@@ -24,7 +24,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ensemble, Path]:
     data = write_cmapss(tmp_path_factory.mktemp("data"))
     fleet = load_cmapss(data, "FD001")
     inputs, conditions = cmapss_inputs(fleet)
-    cfg = TrainConfig(epochs=1, window=10, val_frac=0.2, cal_frac=0.3, batch_size=64)
+    cfg = TrainConfig(epochs=1, window=10, folds=0, val_frac=0.2, cal_frac=0.3, batch_size=64)
     return train_ensemble(fleet, inputs, conditions, cfg), data
 
 
@@ -41,9 +41,10 @@ def test_save_load_roundtrip(trained: tuple[Ensemble, Path], tmp_path: Path) -> 
     a, b = ens.predict(x), loaded.predict(x)
     assert np.allclose(a.rul, b.rul) and np.allclose(a.upper, b.upper)
     manifest = json.loads((path / "manifest.json").read_text())
-    assert set(manifest["files"]) == {
-        "lstm.pt", "gru.pt", "tcn.pt", "ensemble.json", "conformal.json", "metrics.json"
+    assert set(manifest["files"]) == {f"{m}.pt" for m in ens.models} | {
+        "ensemble.json", "conformal.json", "metrics.json"
     }  # fmt: skip
+    assert list(ens.models) == list(TrainConfig.models)
 
 
 def test_prediction_contract(trained: tuple[Ensemble, Path]) -> None:
@@ -57,7 +58,7 @@ def test_prediction_contract(trained: tuple[Ensemble, Path]) -> None:
     assert np.all(pred.lower >= 0) and np.all(pred.upper >= pred.rul)
     assert np.allclose(pred.upper - pred.rul, pred.uncertainty)
     row = pred.row(0)
-    assert set(row["model_scores"]) == {"lstm", "gru", "tcn"}
+    assert set(row["model_scores"]) == set(TrainConfig.models)
     assert row["confidence_level"] == 0.9
     wider = ens.predict(np.stack([window]), level=0.99)
     assert wider.uncertainty[0] >= pred.uncertainty[0]

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from streamapp.cli.rul import bench_inference, evaluate, models, train
 from streamapp.rul.artifacts import load_active
 from streamapp.rul.data import INFORMATIVE_SENSORS, load_cmapss
+from streamapp.rul.training import TrainConfig
 from tests.rul.synthetic import write_cmapss
 
 
@@ -46,7 +47,7 @@ def test_train_evaluate_smoke(tmp_path: Path) -> None:
     report = json.loads(result.output)
     assert report["model_version"] == version
     assert "capped at 125" in report["protocol"]
-    assert set(report["models"]) == {"lstm", "gru", "tcn", "ensemble"}
+    assert set(report["models"]) == {*TrainConfig.models, "ensemble"}
     for row in report["models"].values():
         assert set(row) == {"rmse", "score", "coverage", "mean_width"}
         assert 0 <= row["coverage"] <= 1

@@ -8,7 +8,6 @@ import pytest
 
 from streamapp.ingest.validation import Invalid
 from streamapp.rul.sequences import (
-    KEPT_PREDICTIONS,
     AssetSequence,
     FeatureRecord,
     Outcome,
@@ -16,7 +15,6 @@ from streamapp.rul.sequences import (
     missing_features,
     parse_feature_record,
     prediction_record,
-    remember,
 )
 
 LIMIT = 1024 * 1024
@@ -70,7 +68,8 @@ def test_replayed_offsets_and_re_emitted_windows_apply_once() -> None:
     assert apply(state, parsed(2), 11, None, 3) == Outcome.REPLAYED
     assert apply(state, parsed(1), 5, None, 3) == Outcome.REPLAYED
     assert apply(state, parsed(2), 12, None, 3) == Outcome.DUPLICATE_WINDOW
-    assert [row["s2_mean"] for row in state.rows] == [1.0, 1.0]
+    assert state.names == ["s2_mean", "s3_mean"]
+    assert state.rows == [[1.0, 2.0], [1.0, 2.0]]
     assert state.last_offset == 12
 
 
@@ -78,23 +77,29 @@ def test_only_the_last_capacity_rows_are_kept_with_model_features() -> None:
     state = AssetSequence()
     for step in range(1, 6):
         apply(state, parsed(step, float(step)), step, ["s2_mean"], 3)
-    assert state.rows == [{"s2_mean": 3.0}, {"s2_mean": 4.0}, {"s2_mean": 5.0}]
+    assert state.names == ["s2_mean"]
+    assert state.rows == [[3.0], [4.0], [5.0]]
+
+
+def test_a_new_model_keeps_the_rows_that_hold_its_features() -> None:
+    state = AssetSequence()
+    apply(state, parsed(1, 1.0), 1, None, 30)
+    apply(state, parsed(2, 2.0), 2, None, 30)
+    apply(state, parsed(3, 3.0), 3, ["s3_mean"], 30)
+    assert (state.names, state.rows) == (["s3_mean"], [[2.0], [4.0], [6.0]])
+    apply(state, parsed(4, 4.0), 4, ["s2_mean", "s3_mean"], 30)
+    assert (state.names, state.rows) == (["s2_mean", "s3_mean"], [[4.0, 8.0]])
 
 
 def test_state_round_trips_through_its_table_value() -> None:
     state = AssetSequence()
     apply(state, parsed(1), 1, None, 30)
-    remember(state, 1, "prediction")
+    apply(state, parsed(2, 0.1), 2, None, 30)
     again = AssetSequence.from_bytes(state.to_bytes())
     assert again == state
     assert AssetSequence.from_bytes(None) == AssetSequence()
-
-
-def test_recent_predictions_are_bounded() -> None:
-    state = AssetSequence()
-    for offset in range(KEPT_PREDICTIONS + 10):
-        remember(state, offset, f"p{offset}")
-    assert sorted(state.recent) == list(range(10, KEPT_PREDICTIONS + 10))
+    empty = AssetSequence(names=["s2_mean"], last_offset=4)
+    assert AssetSequence.from_bytes(empty.to_bytes()) == empty
 
 
 def test_prediction_record_follows_the_contract() -> None:

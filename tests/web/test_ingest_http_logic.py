@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from streamapp.ingest.validation import Telemetry
-from streamapp.web.ingest_http import Refusal, key_is_valid, parse_batch
+from streamapp.web.auth import key_is_valid
+from streamapp.web.ingest_http import Refusal, parse_batch
 
 
 def test_keys_compare_exactly_and_no_configured_key_refuses_everything() -> None:
