@@ -107,13 +107,23 @@ async def produce(
         await producer.stop()
 
 
+RAW_PASSES = 3
+
+
 async def raw_consume(
     settings: Settings, topic: str, count: int, partitions: int = PARTITIONS
 ) -> float:
     """Messages per second of plain aiokafka + `json.loads`: a Python consumer's ceiling.
 
-    Timed from the first fetched batch to the `count`-th message of `topic`.
+    The best of `RAW_PASSES` passes, each timed from its first fetched batch to the
+    `count`-th message of `topic`: one pass lasts only 1-3 s, so a single one swings
+    with whatever else the machine runs (30k-91k msgs/s here), and the ratio with it.
     """
+    return max([await _raw_pass(settings, topic, count, partitions) for _ in range(RAW_PASSES)])
+
+
+async def _raw_pass(settings: Settings, topic: str, count: int, partitions: int) -> float:
+    """One timed read of `count` messages of `topic` from offset 0 (see `raw_consume`)."""
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **aiokafka_kwargs(settings))
     await consumer.start()
     try:

@@ -1,12 +1,14 @@
 """The feature agent: `telemetry` -> windowed features in a RocksDB table -> `extracted-features`.
 
 Thin on purpose: windows and features live in `windows.py`; this module moves bytes.
-Per batch (taken from the channel's queue in bulk, up to `feature_batch_size` events
-or `feature_batch_within_s` seconds) it decodes, repartitions misrouted records,
-applies the batch to each asset's state, publishes closed windows and late records
-and waits for the broker to have them, then writes each touched asset's state once
-(one RocksDB put, one changelog record, acknowledged), and only then acks the input
-messages, so Faust never commits an offset whose effect is not in the changelog.
+Its topics (`telemetry` and the repartition topic) are a batch route of
+`streamapp.kafka.drain`: the fetch loop hands it lists of raw messages, past Faust's
+per-message delivery. Per batch (up to `feature_batch_size` messages or
+`feature_batch_within_s` seconds, `streamapp.kafka.batching`) it decodes, repartitions
+misrouted records, applies the batch to each asset's state, publishes closed windows
+and late records and waits for the broker to have them, then writes each touched
+asset's state once (one RocksDB put, one changelog record, acknowledged), and only
+then acks the input messages, so Faust never commits an offset whose effect is not in the changelog.
 The state carries the offsets it has applied, so a redelivered record is skipped; a
 batch that straddles a rebalance writes no state and acks nothing (it comes again).
 See the README, "Exactly-once state on an at-least-once broker".
@@ -22,8 +24,7 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from faust.streams import _current_event
-from faust.types import TP
+from faust.types import Message
 
 from streamapp.features import metrics
 from streamapp.features.recovery import install as install_fetch_highwaters
@@ -35,11 +36,13 @@ from streamapp.features.windows import (
     Record,
     WindowSpec,
 )
-from streamapp.ingest.agent import dead_letter, raw_topic
+from streamapp.ingest.agent import dead_letter_message, raw_topic
 from streamapp.ingest.deadletter import DeadLetter, send_dead_letter
 from streamapp.ingest.metrics import DEAD_LETTERS, reason_kind
 from streamapp.ingest.validation import Invalid, validate_telemetry
-from streamapp.kafka.events import make_current
+from streamapp.kafka import drain
+from streamapp.kafka.batching import run_batches, write_table
+from streamapp.kafka.events import current_message
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -82,14 +85,18 @@ def register(app: faust.App, settings: Settings) -> None:
     # broker auto-create it with its own default count (4 on Tansu): not co-partitioned
     # with the table, and forwarding to a home partition >= 4 fails ("Unrecognized
     # partition").
-    source = app.topic(
-        settings.topic_telemetry,
-        repartition_name,
+    # The route's queue has room for a whole batch while the previous one is applied
+    # and acknowledged.
+    batch_route = drain.route(
+        app,
+        (settings.topic_telemetry, repartition_name),
+        depth=max(drain.ROUTE_DEPTH, -(-settings.feature_batch_size // drain.ROUTE_BATCH)),
+    )
+    source = drain.routed_topic(
+        app,
+        batch_route,
         partitions=partitions,
         internal=True,
-        # Room for a whole batch while the previous one is applied and acknowledged
-        # (Faust's default of 4,096 pauses fetching long before a batch is full).
-        maxsize=settings.feature_batch_size,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -130,47 +137,32 @@ def register(app: faust.App, settings: Settings) -> None:
 
     @app.agent(source, name="features")
     async def extract_features(stream: faust.StreamT) -> None:
-        """Windowed features per asset, exactly once in effect (see module docstring)."""
-        queue = stream.channel.queue
-        while True:
-            try:
-                events = await _take(
-                    queue, settings.feature_batch_size, settings.feature_batch_within_s
-                )
-            except StopAsyncIteration:  # the app is stopping: the channel has closed
-                return
-            generation = app.consumer_generation_id
-            if not app.flow_control.is_active():
-                continue
-            current = [e for e in events if e.message.generation_id == generation]
-            if current:
-                try:
-                    await apply_batch(current)
-                except Exception as exc:
-                    # The cached states may hold this batch, which is neither in the
-                    # changelog nor acked, and Faust would restart the agent past it:
-                    # stop the worker instead, so it replays from committed offsets.
-                    cache.clear()
-                    await app.crash(exc)
-                    raise
-            if app.consumer_generation_id == generation:
-                consumer = app.consumer
-                for event in current:
-                    event.message.ack(consumer)
+        """Windowed features per asset, exactly once in effect (see module docstring).
 
-    async def apply_batch(events: list[faust.EventT]) -> None:
+        The stream subscribes the topics; their messages arrive on the batch route.
+        """
+        await run_batches(
+            app,
+            batch_route.queue,
+            settings.feature_batch_size,
+            settings.feature_batch_within_s,
+            apply_batch,
+            cache.clear,
+        )
+
+    async def apply_batch(messages: list[Message]) -> None:
         """Decode, apply, publish and acknowledge-ready one batch (see module docstring)."""
         generation = app.consumer_generation_id
         by_asset: dict[str, list[Record]] = {}
-        last_event: dict[str, faust.EventT] = {}
+        last_message: dict[str, Message] = {}
         sent: list[Awaitable[Any]] = []
-        for event in events:
-            record = _decode(event, homes, repartition_name, partitions, max_bytes)
+        for message in messages:
+            record = _decode(message, homes, repartition_name, partitions, max_bytes)
             if isinstance(record, Record):
                 by_asset.setdefault(record.asset_id, []).append(record)
-                last_event[record.asset_id] = event
+                last_message[record.asset_id] = message
             elif isinstance(record, tuple):
-                sent.append(await _forward(repartition, event, *record))
+                sent.append(await _forward(repartition, message, *record))
                 metrics.RECORDS.labels("forwarded").inc()
             else:
                 metrics.RECORDS.labels(record).inc()
@@ -178,59 +170,36 @@ def register(app: faust.App, settings: Settings) -> None:
             await asyncio.gather(*sent)
             return
         states = {}
-        for asset_id, event in last_event.items():
+        for asset_id, message in last_message.items():
             state = cache.get(asset_id)
             if state is None:
-                make_current(event)
-                stored = table.get(asset_id.encode())
+                with current_message(message):
+                    stored = table.get(asset_id.encode())
                 if stored is not None:
                     state = AssetState.from_bytes(stored)
             if state is not None:
                 states[asset_id] = state
-        _current_event.set(None)
         result = extractor.process(by_asset, states)
         cache.update(result.states)
         await _publish(result, output, dlq, sent)
         if app.consumer_generation_id != generation:
-            # Rebalanced meanwhile: these events come again, maybe to another worker.
+            # Rebalanced meanwhile: these messages come again, maybe to another worker.
             cache.clear()
             return
-        await _write_states(result, last_event)
+        await write_table(
+            table,
+            {
+                asset_id.encode(): (state.to_bytes(), last_message[asset_id])
+                for asset_id, state in result.states.items()
+            },
+        )
+        for asset_id, state in result.states.items():
+            open_windows[asset_id] = extractor.open_windows(state)
         metrics.WINDOWS_OPEN.set(sum(open_windows.values()))
         metrics.REPLAYED_EVENTS.inc(result.replayed)
         metrics.RECORDS.labels("applied").inc(result.applied)
         metrics.RECORDS.labels("replayed").inc(result.replayed)
         metrics.RECORDS.labels("rejected").inc(len(result.rejected))
-
-    async def _write_states(result: BatchResult, last_event: dict[str, faust.EventT]) -> None:
-        """One RocksDB put and one changelog record per asset; wait for the broker.
-
-        Faust's `table[key] = value` would queue each changelog record in its producer
-        buffer, which stalls every stream once 100 are pending; the records are sent
-        here directly and, once acknowledged, each partition's highest changelog offset
-        is persisted as Faust's own send callback does.
-        """
-        store = table.data
-        changelog = table.changelog_topic.get_topic_name()
-        producer = app.producer
-        pending = []
-        for asset_id, state in result.states.items():
-            key = asset_id.encode()
-            value = state.to_bytes()
-            event = last_event[asset_id]
-            partition = event.message.partition
-            make_current(event)
-            store[key] = value
-            pending.append(await producer.send(changelog, key, value, partition, None, None))
-            open_windows[asset_id] = extractor.open_windows(state)
-        _current_event.set(None)
-        persisted: dict[int, int] = {}
-        for metadata in await asyncio.gather(*pending):
-            persisted[metadata.partition] = max(
-                metadata.offset, persisted.get(metadata.partition, -1)
-            )
-        for partition, offset in persisted.items():
-            store.set_persisted_offset(TP(changelog, partition), offset)
 
     async def _publish(
         result: BatchResult,
@@ -247,9 +216,9 @@ def register(app: faust.App, settings: Settings) -> None:
         """
         for emission in result.emissions:
             sent.append(await output.send(key=emission.asset_id.encode(), value=emission.value))
-        for event, reason in result.rejected:
+        for message, reason in result.rejected:
             metrics.LATE_EVENTS.inc()
-            await _dead_letter(dlq, event, reason)
+            await _dead_letter(dlq, message, reason)
         await asyncio.gather(*sent)
         if result.rejected:
             await app.producer.flush()
@@ -260,32 +229,8 @@ def register(app: faust.App, settings: Settings) -> None:
                 metrics.FEATURE_LATENCY.observe(max(0.0, now_ms - emission.closed_at_ms) / 1000)
 
 
-async def _take(queue: Any, max_: int, within: float) -> list[faust.EventT]:
-    """Up to `max_` queued events, collected for at most `within` s after the first.
-
-    Reading the channel's queue in bulk skips Faust's per-event stream step (a
-    generator round trip, a loop iteration, sensors and an ack each); the agent acks
-    the messages itself once a batch is applied.
-    """
-    loop = asyncio.get_running_loop()
-    events = [await queue.get()]
-    deadline = loop.time() + within
-    get = queue.get_nowait
-    while len(events) < max_:
-        while not queue.empty() and len(events) < max_:
-            events.append(get())
-        remaining = deadline - loop.time()
-        if len(events) >= max_ or remaining <= 0:
-            break
-        try:
-            events.append(await asyncio.wait_for(queue.get(), remaining))
-        except TimeoutError:
-            break
-    return events
-
-
 def _decode(
-    event: faust.EventT,
+    message: Message,
     homes: dict[bytes, int],
     repartition_name: str,
     partitions: int,
@@ -297,7 +242,6 @@ def _decode(
     which reads the same topic, already dead-letters it with the validator's reason.
     `homes` caches each asset's home partition (murmur2 in pure Python is not cheap).
     """
-    message = event.message
     telemetry = validate_telemetry(message.value, message.key, max_bytes)
     if isinstance(telemetry, Invalid):
         return "invalid"
@@ -307,7 +251,7 @@ def _decode(
         headers = dict(message.headers or ())
         origin = int(headers[ORIGIN_PARTITION])
         offset = int(headers[ORIGIN_OFFSET])
-        return Record(asset_id, origin, offset, telemetry, kafka_ts_ms, event)
+        return Record(asset_id, origin, offset, telemetry, kafka_ts_ms, message)
     asset_key = asset_id.encode()
     home = homes.get(asset_key)
     if home is None:
@@ -315,15 +259,14 @@ def _decode(
             homes.clear()
         home = homes[asset_key] = home_partition(asset_key, partitions)
     if message.key == asset_key and message.partition == home:
-        return Record(asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, event)
+        return Record(asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, message)
     return asset_key, home
 
 
 async def _forward(
-    repartition: faust.TopicT, event: faust.EventT, asset_key: bytes, home: int
+    repartition: faust.TopicT, message: Message, asset_key: bytes, home: int
 ) -> Awaitable[Any]:
     """Send a misrouted record to its asset's home partition, with its origin in headers."""
-    message = event.message
     return await repartition.send(
         key=asset_key,
         value=message.value,
@@ -338,12 +281,11 @@ async def _forward(
     )
 
 
-async def _dead_letter(dlq: faust.TopicT, event: faust.EventT, reason: str) -> None:
+async def _dead_letter(dlq: faust.TopicT, message: Message, reason: str) -> None:
     """Dead-letter a rejected record under its original key and coordinates."""
-    message = event.message
     headers = dict(message.headers or ())
     if ORIGIN_PARTITION not in headers:
-        await dead_letter(dlq, event, reason)
+        await dead_letter_message(dlq, message, reason)
         return
     letter = DeadLetter(
         key=headers[ORIGIN_KEY],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faust
+from faust.types import Message
 
 from streamapp.ingest.deadletter import DeadLetter, send_dead_letter
 from streamapp.ingest.metrics import DEAD_LETTERS, MESSAGES, NORMALISED, reason_kind
@@ -23,8 +24,13 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
 
 async def dead_letter(dlq: faust.TopicT, event: faust.EventT, reason: str) -> None:
     """Count and publish one refused event."""
-    DEAD_LETTERS.labels(event.message.topic, reason_kind(reason)).inc()
-    await send_dead_letter(dlq, DeadLetter.from_event(event, reason))
+    await dead_letter_message(dlq, event.message, reason)
+
+
+async def dead_letter_message(dlq: faust.TopicT, message: Message, reason: str) -> None:
+    """Count and publish one refused message (of an agent on a batch route)."""
+    DEAD_LETTERS.labels(message.topic, reason_kind(reason)).inc()
+    await send_dead_letter(dlq, DeadLetter.from_message(message, reason))
 
 
 def register(app: faust.App, settings: Settings) -> None:

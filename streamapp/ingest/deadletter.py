@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
+from faust.types import Message
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,11 @@ class DeadLetter:
     @classmethod
     def from_event(cls, event: faust.EventT, reason: str) -> DeadLetter:
         """Capture the original bytes and coordinates of a Faust event."""
-        message = event.message
+        return cls.from_message(event.message, reason)
+
+    @classmethod
+    def from_message(cls, message: Message, reason: str) -> DeadLetter:
+        """Capture the original bytes and coordinates of a consumed message."""
         return cls(
             key=message.key,
             value=message.value,

@@ -1,77 +1,79 @@
-"""Batched agents: take events in bulk, write table states in bulk, ack after the work.
+"""Batched agents: take raw messages in bulk, write table states in bulk, ack after the work.
 
-Faust's `take_events` steps every event through the stream machinery (a generator
-round trip, sensors and an ack each) and stops filling its buffer while a batch is
-being handled, and `table[key] = value` queues each changelog record in the producer
-buffer, which stalls every stream of the worker once 100 records are pending. An agent
-that handles a batch at a time instead:
+Faust's per-message delivery (conductor, decode, `Event`, channel queue) and its
+`take_events` (a generator round trip, sensors and an ack per event) cost more CPU than
+the work of a batched agent, and `table[key] = value` queues each changelog record in
+the producer buffer, which stalls every stream of the worker once 100 records are
+pending. A batched agent instead:
 
-* reads its channel's queue directly (`take`), up to N events or T seconds after the
-  first, and drops events of a previous consumer generation (a rebalance happened:
-  they come again, maybe to another worker);
+* reads the lists of raw messages its batch route (`streamapp.kafka.drain`) delivers
+  (`take`), up to N messages or T seconds after the first, and drops messages of a
+  previous consumer generation (a rebalance happened: they come again, maybe to
+  another worker);
 * writes each touched key once per batch straight into the table's store and sends the
   changelog records itself, waits for the broker, then records the changelog offsets
   as persisted, as Faust's own send callback does (`write_table`);
-* acks its events only after the batch was handled (`run_batches`), so a crash
-  mid-batch replays the batch from the committed offsets.
+* acks its messages only after the batch was handled and only if no rebalance happened
+  meanwhile (`run_batches`), so a crash mid-batch replays the batch from the committed
+  offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import faust
-from faust.streams import _current_event
-from faust.types import TP
+from faust.types import TP, Message
 
-from streamapp.kafka.events import make_current
+from streamapp.kafka.drain import ack_all
+from streamapp.kafka.events import current_message
 
 
-async def take(queue: Any, max_: int, within: float) -> list[faust.EventT]:
-    """Up to `max_` queued events, collected for at most `within` s after the first."""
+async def take(queue: asyncio.Queue[list[Message]], max_: int, within: float) -> list[Message]:
+    """The messages of the lists queued within `within` s after the first, until at least
+    `max_` (whole lists: `run_batches` splits what goes beyond)."""
     loop = asyncio.get_running_loop()
-    events = [await queue.get()]
+    messages = list(await queue.get())
     deadline = loop.time() + within
     get = queue.get_nowait
-    while len(events) < max_:
-        while not queue.empty() and len(events) < max_:
-            events.append(get())
+    while len(messages) < max_:
+        while not queue.empty() and len(messages) < max_:
+            messages.extend(get())
         remaining = deadline - loop.time()
-        if len(events) >= max_ or remaining <= 0:
+        if len(messages) >= max_ or remaining <= 0:
             break
         try:
-            events.append(await asyncio.wait_for(queue.get(), remaining))
+            messages.extend(await asyncio.wait_for(queue.get(), remaining))
         except TimeoutError:
             break
-    return events
+    return messages
 
 
 async def run_batches(
     app: faust.App,
-    stream: faust.StreamT,
+    queue: asyncio.Queue[list[Message]],
     max_: int,
     within: float,
-    handle: Callable[[list[faust.EventT]], Awaitable[None]],
+    handle: Callable[[list[Message]], Awaitable[None]],
     forget: Callable[[], None],
 ) -> None:
-    """The loop of a batched agent: take, drop stale events, `handle`, then ack.
+    """The loop of a batched agent: take, drop stale messages, `handle` <= `max_`, then ack.
 
     When `handle` raises, `forget` drops whatever the agent cached from the failed batch
     (neither in the changelog nor acked) and the worker stops, so that it replays from
     the committed offsets instead of Faust restarting the agent past the batch.
     """
-    queue = stream.channel.queue
+    rest: list[Message] = []
     while True:
-        try:
-            events = await take(queue, max_, within)
-        except StopAsyncIteration:  # the app is stopping: the channel has closed
-            return
+        if not rest:
+            rest = await take(queue, max_, within)
+        messages, rest = rest[:max_], rest[max_:]
         generation = app.consumer_generation_id
         if not app.flow_control.is_active():
+            rest = []
             continue
-        current = [event for event in events if event.message.generation_id == generation]
+        current = [message for message in messages if message.generation_id == generation]
         if current:
             try:
                 await handle(current)
@@ -80,24 +82,19 @@ async def run_batches(
                 await app.crash(exc)
                 raise
         if app.consumer_generation_id == generation:
-            consumer = app.consumer
-            for event in current:
-                event.message.ack(consumer)
+            ack_all(app.consumer, current)
 
 
-async def write_table(table: faust.Table, writes: dict[bytes, tuple[bytes, faust.EventT]]) -> None:
-    """Store `key -> value` in the partition of each key's event; wait for the changelog."""
+async def write_table(table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
+    """Store `key -> value` in the partition of each key's message; wait for the changelog."""
     store = table.data
     changelog = table.changelog_topic.get_topic_name()
     producer = table.app.producer
     pending = []
-    for key, (value, event) in writes.items():
-        make_current(event)
-        store[key] = value
-        pending.append(
-            await producer.send(changelog, key, value, event.message.partition, None, None)
-        )
-    _current_event.set(None)
+    for key, (value, message) in writes.items():
+        with current_message(message):
+            store[key] = value
+        pending.append(await producer.send(changelog, key, value, message.partition, None, None))
     persisted: dict[int, int] = {}
     for metadata in await asyncio.gather(*pending):
         persisted[metadata.partition] = max(metadata.offset, persisted.get(metadata.partition, -1))

@@ -12,13 +12,15 @@ generator reading a partition's high watermark for every message) is inlined as 
 generator that reads it once per fetch. Installed by `install(app)`.
 
 A `BatchRoute` (`route(app, topics)`) goes further for an agent that handles raw
-messages in bulk (the archive): messages of its topics skip the conductor (per message
-a lock, flow-control and producer checks, a decode and an `Event`) and reach the
-route's queue in offset-ordered lists of up to `ROUTE_BATCH`. Its topic, a
-`RoutedTopic`, is subscribed and acked like any other but indexed for no partition,
-so the conductor never delivers it; partitions of the same topic that other agents
-read still go through the conductor for them. Each routed message holds one reference
-until the route's reader acks it, so offsets are committed as for any agent.
+messages in bulk (the archive, the feature and RUL agents): messages of its topics
+skip the conductor (per message a lock, flow-control and producer checks, a decode and
+an `Event`) and reach the route's queue in offset-ordered lists of up to
+`ROUTE_BATCH`. Its topic, a `RoutedTopic`, is subscribed and acked like any other but
+indexed for no partition, so the conductor never delivers it; partitions of the same
+topic that other agents read still go through the conductor for them. Several routes
+may share a topic (`telemetry` feeds the archive and the feature agent): each gets
+every message. Each routed message holds one reference per route until that route's
+reader acks it, so an offset is committed only once every reader is done with it.
 """
 
 from __future__ import annotations
@@ -40,19 +42,19 @@ ROUTE_DEPTH = 4
 class BatchRoute:
     """Where the batched drain puts the messages of some topics, a list at a time.
 
-    The queue holds at most `ROUTE_DEPTH` lists: a reader that stops taking (the
-    archive at its memory cap) stops the drain, as a full Faust channel queue does.
+    The queue holds at most `depth` lists: a reader that stops taking (the archive at
+    its memory cap) stops the drain, as a full Faust channel queue does.
     """
 
-    def __init__(self, topics: frozenset[str]) -> None:
+    def __init__(self, topics: frozenset[str], depth: int = ROUTE_DEPTH) -> None:
         self.topics = topics
-        self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(ROUTE_DEPTH)
+        self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(depth)
 
 
 class BatchedDrainMixin:
     """Overrides `_drain_messages` of a Faust consumer class (see module docstring)."""
 
-    routes: dict[str, BatchRoute]
+    routes: dict[str, tuple[BatchRoute, ...]]
 
     def _fetched(
         self: Any, records: Any, active_partitions: set[Any] | None, generation_id: int
@@ -108,17 +110,20 @@ class BatchedDrainMixin:
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
                 await self.commit()
-            route = routes.get(message.topic) if routes else None
-            if route is not None and not race_each:
-                message.incref()
-                batch = pending.get(route)
-                if batch is None:
-                    batch = pending[route] = []
-                batch.append(message)
-                if len(batch) >= ROUTE_BATCH:
-                    del pending[route]
-                    await route.queue.put(batch)
-            if route is None or tp in conducted:
+            fanout = routes.get(message.topic) if routes else None
+            if fanout is not None and not race_each:
+                # Every reference first: a put below may let one reader ack the message
+                # before it reaches the next route.
+                message.incref(len(fanout))
+                for route in fanout:
+                    batch = pending.get(route)
+                    if batch is None:
+                        batch = pending[route] = []
+                    batch.append(message)
+                    if len(batch) >= ROUTE_BATCH:
+                        del pending[route]
+                        await route.queue.put(batch)
+            if fanout is None or tp in conducted:
                 if race_each:
                     await self.wait_first(callback(message), self.suspend_flow.wait())
                 else:
@@ -166,15 +171,14 @@ def install(app: faust.App) -> None:
     transport.Consumer = type(name, (BatchedDrainMixin, base), {"routes": {}})
 
 
-def route(app: faust.App, topics: Iterable[str]) -> BatchRoute:
-    """A `BatchRoute` for `topics` on `app` (installs the batched drain)."""
+def route(app: faust.App, topics: Iterable[str], depth: int = ROUTE_DEPTH) -> BatchRoute:
+    """A new `BatchRoute` for `topics` on `app`, beside any other route of the same
+    topics (installs the batched drain); `depth`: lists its queue holds."""
     install(app)
-    found = BatchRoute(frozenset(topics))
+    found = BatchRoute(frozenset(topics), depth)
     routes = app.transport.Consumer.routes
     for topic in found.topics:
-        if topic in routes:
-            raise ValueError(f"topic {topic!r} already has a batch route")
-        routes[topic] = found
+        routes[topic] = (*routes.get(topic, ()), found)
     return found
 
 

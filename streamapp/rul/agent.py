@@ -1,11 +1,13 @@
 """Streaming RUL: extracted-features -> per-asset sequences -> batched ensemble -> predictions.
 
-Per batch (up to `rul_batch_size` events, or what arrived `rul_batch_timeout_ms` after the
-first) the agent validates each record, applies it to its asset's sequence, runs every
-model once over the whole batch (in a worker thread, so the event loop keeps fetching
-meanwhile), sends one prediction per applied event, waits until the broker holds them,
-and only then writes each touched asset's state once (see `sequences.py` for why that
-order) and acks the batch (`streamapp.kafka.batching`).
+Its topic is a batch route of `streamapp.kafka.drain`: the fetch loop hands it lists of
+raw messages, past Faust's per-message delivery. Per batch (up to `rul_batch_size`
+messages, or what arrived `rul_batch_timeout_ms` after the first) the agent validates
+each record, applies it to its asset's sequence, runs every model once over the whole
+batch (in a worker thread, so the event loop keeps fetching meanwhile), sends one
+prediction per applied record, waits until the broker holds them, and only then writes
+each touched asset's state once (see `sequences.py` for why that order) and acks the
+batch (`streamapp.kafka.batching`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 import faust
 import numpy as np
 import torch
+from faust.types import Message
 
-from streamapp.ingest.agent import dead_letter, raw_topic
+from streamapp.ingest.agent import dead_letter_message, raw_topic
 from streamapp.ingest.validation import Invalid
+from streamapp.kafka import drain
 from streamapp.kafka.batching import run_batches, write_table
-from streamapp.kafka.events import make_current
+from streamapp.kafka.events import current_message
 from streamapp.rul import stream_metrics as metrics
 from streamapp.rul.live_model import LiveModel
 from streamapp.rul.sequences import (
@@ -45,7 +49,15 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     torch.set_num_threads(settings.torch_threads)
     members = settings.rul_inference_threads
     pool = ThreadPoolExecutor(members, "rul-member") if members > 1 else None
-    features_topic = raw_topic(app, settings.topic_features)
+    batch_route = drain.route(app, (settings.topic_features,))
+    features_topic = drain.routed_topic(
+        app,
+        batch_route,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     features_dlq = raw_topic(app, settings.dlq_topic(settings.topic_features))
     raw_topic(app, settings.topic_predictions)  # declared, so the worker creates it
     sequences = app.Table(
@@ -87,49 +99,52 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
 
     @app.agent(features_topic, name="rul-predict")
     async def predict(stream: faust.StreamT) -> None:
-        """One inference per batch; one prediction (or dead letter) per event."""
+        """One inference per batch; one prediction (or dead letter) per message.
+
+        The stream subscribes the topic; its messages arrive on the batch route.
+        """
         await run_batches(
             app,
-            stream,
+            batch_route.queue,
             settings.rul_batch_size,
             settings.rul_batch_timeout_ms / 1000.0,
             predict_batch,
             cache.clear,
         )
 
-    def state_of(asset_id: str, event: faust.EventT) -> AssetSequence:
+    def state_of(asset_id: str, message: Message) -> AssetSequence:
         state = cache.get(asset_id)
         if state is None:
-            make_current(event)
-            state = AssetSequence.from_bytes(sequences.get(asset_id.encode()))
+            with current_message(message):
+                state = AssetSequence.from_bytes(sequences.get(asset_id.encode()))
             cache[asset_id] = state
         return state
 
-    async def predict_batch(events: list[faust.EventT]) -> None:
+    async def predict_batch(messages: list[Message]) -> None:
         generation = app.consumer_generation_id
         ensemble = live.ensemble
         needed = ensemble.feature_names if ensemble else None
         capacity = ensemble.window if ensemble else settings.rul_sequence_length
-        touched: dict[str, faust.EventT] = {}
-        pending: list[tuple[FeatureRecord, faust.EventT, np.ndarray, int]] = []
+        touched: dict[str, Message] = {}
+        pending: list[tuple[FeatureRecord, Message, np.ndarray, int]] = []
         dead = False
-        for event in events:
-            message = event.message
+        for message in messages:
             record = parse_feature_record(message.value, settings.max_payload_bytes)
             if isinstance(record, Invalid):
-                await dead_letter(features_dlq, event, record.reason)
+                await dead_letter_message(features_dlq, message, record.reason)
                 dead = True
                 continue
             if needed is not None and (missing := missing_features(record, needed)):
-                await dead_letter(features_dlq, event, f"missing features: {', '.join(missing)}")
+                reason = f"missing features: {', '.join(missing)}"
+                await dead_letter_message(features_dlq, message, reason)
                 dead = True
                 continue
-            state = state_of(record.asset_id, event)
+            state = state_of(record.asset_id, message)
             outcome = apply(state, record, message.offset, needed, capacity)
             if outcome == Outcome.REPLAYED:
                 metrics.SKIPPED.labels(outcome).inc()
                 continue
-            touched[record.asset_id] = event
+            touched[record.asset_id] = message
             if outcome != Outcome.APPLIED:
                 metrics.SKIPPED.labels(outcome).inc()
             elif ensemble is None:
@@ -137,24 +152,24 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                 live.warn_if_missing()
             else:
                 window = ensemble.window_from_rows(state.rows)
-                pending.append((record, event, window, len(state.rows)))
+                pending.append((record, message, window, len(state.rows)))
         if pending and ensemble is not None:
             await publish(ensemble, pending)
         if dead:
             await app.producer.flush()
         if app.consumer_generation_id != generation:
-            # Rebalanced meanwhile: these events come again, maybe to another worker.
+            # Rebalanced meanwhile: these messages come again, maybe to another worker.
             cache.clear()
             return
         await write_table(
             sequences,
-            {asset.encode(): (cache[asset].to_bytes(), event) for asset, event in touched.items()},
+            {asset.encode(): (cache[asset].to_bytes(), m) for asset, m in touched.items()},
         )
 
     async def publish(
-        ensemble: Ensemble, pending: list[tuple[FeatureRecord, faust.EventT, np.ndarray, int]]
+        ensemble: Ensemble, pending: list[tuple[FeatureRecord, Message, np.ndarray, int]]
     ) -> None:
-        """Predict the batch, send one record per event and wait for the broker's acks."""
+        """Predict the batch, send one record per message and wait for the broker's acks."""
         started = time.perf_counter()
         batch = np.stack([window for _, _, window, _ in pending])
         result = await asyncio.to_thread(ensemble.predict, batch, None, pool)
@@ -163,9 +178,9 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
         producer = app.producer
         topic = settings.topic_predictions
         sent = []
-        for index, (record, event, _, history) in enumerate(pending):
+        for index, (record, message, _, history) in enumerate(pending):
             row = result.row(index)
-            latency_ms = time.time() * 1000.0 - event.message.timestamp * 1000.0
+            latency_ms = time.time() * 1000.0 - message.timestamp * 1000.0
             text = prediction_record(
                 record,
                 row,

@@ -326,6 +326,14 @@ def split_engines(
     return np.sort(fit), np.sort(val), np.sort(cal)
 
 
+def fold_engines(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """`folds` disjoint groups of whole engines covering all n (sizes differ by at most 1)."""
+    if not 2 <= folds <= n:
+        raise ValueError(f"cannot split {n} engines into {folds} folds")
+    order = np.random.default_rng(seed).permutation(n)
+    return [np.sort(order[k::folds]) for k in range(folds)]
+
+
 def cmapss_inputs(fleet: Fleet) -> tuple[list[str], list[str]]:
     """(network inputs, condition features) for a C-MAPSS training fleet.
 

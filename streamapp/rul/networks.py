@@ -1,4 +1,4 @@
-"""The three RUL networks: each maps a (batch, window, features) tensor to (batch,) RUL / cap.
+"""The RUL networks: each maps a (batch, window, features) tensor to (batch,) RUL / cap.
 
 Sizes are small on purpose (tens of thousands of parameters): C-MAPSS has ~20k training
 windows, bigger nets overfit, and a worker predicts on 1-2 CPU threads.
@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-MODEL_KINDS = ("lstm", "gru", "tcn")
+MODEL_KINDS = ("lstm", "gru", "tcn", "cnn")
 
 
 class RecurrentRUL(nn.Module):
@@ -74,10 +74,67 @@ class TCNRUL(nn.Module):
         return self.head(h[:, :, -1]).squeeze(-1)
 
 
+def _same(kernel: int) -> nn.Module:
+    """Zero padding that keeps the length ('same'; an even kernel pads one more on the right)."""
+    return nn.ConstantPad1d(((kernel - 1) // 2, kernel // 2), 0.0)
+
+
+class ConvRUL(nn.Module):
+    """1D CNN over the whole window (DCNN, Li et al. 2018): tanh convolutions, flatten, FC.
+
+    Unlike the TCN, which reads the last step, the flattened map keeps every position, so the
+    head sees where in the window a trend starts.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        window: int = 30,
+        channels: int = 10,
+        layers: int = 4,
+        kernel: int = 10,
+        hidden: int = 100,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        convs: list[nn.Module] = []
+        for i in range(layers):
+            convs += [_same(kernel), nn.Conv1d(channels if i else n_features, channels, kernel)]
+            convs.append(nn.Tanh())
+        convs += [_same(3), nn.Conv1d(channels, 1, 3), nn.Tanh()]
+        self.convs = nn.Sequential(*convs)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(window, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, 1),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv1d | nn.Linear):
+                nn.init.xavier_normal_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(x.transpose(1, 2))).squeeze(-1)
+
+
+class Averaged(nn.Module):
+    """Mean output of replicas of one architecture (the cross-fitted fold models)."""
+
+    def __init__(self, nets: list[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(dim=0)
+
+
 DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
     "lstm": {"hidden": 48, "layers": 2, "dropout": 0.3},
     "gru": {"hidden": 48, "layers": 2, "dropout": 0.3},
     "tcn": {"channels": 32, "kernel": 3, "dilations": [1, 2, 4, 8], "dropout": 0.2},
+    "cnn": {"window": 30, "channels": 10, "layers": 4, "kernel": 10, "hidden": 100, "dropout": 0.5},
 }
 
 
@@ -86,8 +143,13 @@ def build_model(kind: str, n_features: int, hparams: dict[str, Any] | None = Non
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     params = dict(DEFAULT_HPARAMS[kind] if hparams is None else hparams)
+    replicas = int(params.pop("replicas", 1))
+    if replicas > 1:
+        return Averaged([build_model(kind, n_features, params) for _ in range(replicas)])
     if kind in ("lstm", "gru"):
         return RecurrentRUL(kind, n_features, **params)
+    if kind == "cnn":
+        return ConvRUL(n_features, **params)
     params["dilations"] = tuple(params["dilations"])
     return TCNRUL(n_features, **params)
 

@@ -62,4 +62,16 @@ def test_a_routed_topic_is_subscribed_and_acked_but_never_conducted() -> None:
     assert asyncio.run(assign()) == {"telemetry", "tesla_V"}
     assert app.topics.acks_enabled_for("telemetry")
     assert app.topics._tp_to_callback == {}
-    assert app.transport.Consumer.routes == {"telemetry": route, "tesla_V": route}
+    assert app.transport.Consumer.routes == {"telemetry": (route,), "tesla_V": (route,)}
+
+
+def test_routes_sharing_a_topic_each_get_it() -> None:
+    app = faust.App("drain-fanout-test", broker="kafka://127.0.0.1:1", store="memory://")
+    archive = drain.route(app, ["telemetry", "tesla_V"])
+    features = drain.route(app, ["telemetry", "repartition"], depth=10)
+    assert app.transport.Consumer.routes == {
+        "telemetry": (archive, features),
+        "tesla_V": (archive,),
+        "repartition": (features,),
+    }
+    assert features.queue.maxsize == 10

@@ -10,6 +10,7 @@ from streamapp.rul.data import (
     build_window,
     cmapss_inputs,
     fleet_windows,
+    fold_engines,
     last_windows,
     load_cmapss,
     load_feature_records,
@@ -128,6 +129,15 @@ def test_split_engines_disjoint() -> None:
     assert np.array_equal(split_engines(100, 0.1, 0.15, seed=3)[1], val)
     with pytest.raises(ValueError, match="too few"):
         split_engines(2, 0.1, 0.15, seed=0)
+
+
+def test_fold_engines_partition() -> None:
+    folds = fold_engines(23, 5, seed=1)
+    assert sorted(len(f) for f in folds) == [4, 4, 5, 5, 5]
+    assert sorted(np.concatenate(folds).tolist()) == list(range(23))
+    assert all(np.array_equal(a, b) for a, b in zip(folds, fold_engines(23, 5, 1), strict=True))
+    with pytest.raises(ValueError, match="folds"):
+        fold_engines(3, 5, seed=0)
 
 
 def test_feature_records_loader(tmp_path: Path) -> None:

@@ -1,13 +1,14 @@
 import pytest
 import torch
 
-from streamapp.rul.networks import MODEL_KINDS, build_model, count_params
+from streamapp.rul.networks import DEFAULT_HPARAMS, MODEL_KINDS, build_model, count_params
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 @pytest.mark.parametrize(("batch", "window"), [(1, 30), (7, 30), (3, 5)])
 def test_output_shape(kind: str, batch: int, window: int) -> None:
-    model = build_model(kind, 14).eval()
+    hparams = {**DEFAULT_HPARAMS[kind], "window": window} if kind == "cnn" else None
+    model = build_model(kind, 14, hparams).eval()
     out = model(torch.randn(batch, window, 14))
     assert out.shape == (batch,)
     assert torch.isfinite(out).all()
@@ -15,7 +16,18 @@ def test_output_shape(kind: str, batch: int, window: int) -> None:
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_sizes_are_small(kind: str) -> None:
-    assert 10_000 < count_params(build_model(kind, 14)) < 100_000
+    assert 5_000 < count_params(build_model(kind, 14)) < 100_000
+
+
+def test_replicas_average_their_outputs() -> None:
+    torch.manual_seed(0)
+    model = build_model("cnn", 14, {**DEFAULT_HPARAMS["cnn"], "replicas": 3}).eval()
+    assert len(model.nets) == 3
+    assert count_params(model) == 3 * count_params(build_model("cnn", 14))
+    x = torch.randn(4, 30, 14)
+    expected = sum(net(x) for net in model.nets) / 3
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    assert not torch.allclose(model.nets[0](x), expected)
 
 
 def test_tcn_is_causal() -> None:

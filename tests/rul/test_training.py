@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamapp.rul.artifacts import load_ensemble, save_ensemble
+from streamapp.rul.data import cmapss_inputs, fleet_windows, fold_engines, load_cmapss, rul_labels
+from streamapp.rul.metrics import rmse
+from streamapp.rul.serving import Ensemble
+from streamapp.rul.training import TrainConfig, choose_weights, train_ensemble
+from tests.rul.synthetic import write_cmapss
+
+
+@pytest.fixture(scope="module")
+def cross_fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ensemble, TrainConfig, Path]:
+    data = write_cmapss(tmp_path_factory.mktemp("data"), n_train=9)
+    fleet = load_cmapss(data, "FD001")
+    inputs, conditions = cmapss_inputs(fleet)
+    cfg = TrainConfig(models=("gru", "cnn"), epochs=2, window=10, folds=3, batch_size=64)
+    return train_ensemble(fleet, inputs, conditions, cfg), cfg, data
+
+
+def test_cross_fit_members_average_one_model_per_fold(
+    cross_fitted: tuple[Ensemble, TrainConfig, Path],
+) -> None:
+    ens, cfg, _ = cross_fitted
+    assert set(ens.models) == {"gru", "cnn"}
+    for name, model in ens.models.items():
+        assert len(model.nets) == cfg.folds
+        assert ens.hparams[name]["replicas"] == cfg.folds
+    assert ens.hparams["cnn"]["window"] == cfg.window
+    assert ens.metrics["engines"] == {"folds": [3, 3, 3], "total": 9}
+    assert len(ens.metrics["members"]["gru"]["mean_fold_val_rmse_by_epoch"]) == cfg.epochs
+
+
+def test_cross_fit_calibrates_on_out_of_fold_predictions(
+    cross_fitted: tuple[Ensemble, TrainConfig, Path],
+) -> None:
+    """Each engine is scored by the fold model that never trained on it, and only by that one.
+
+    Tolerances allow float32 rounding (torch's thread count may differ from training time)."""
+    ens, cfg, data = cross_fitted
+    fleet = load_cmapss(data, "FD001").columns(ens.feature_names)
+    scores, truth = {n: [] for n in ens.models}, []
+    for k, fold in enumerate(fold_engines(len(fleet), cfg.folds, cfg.seed)):
+        x, y, _ = fleet_windows(fleet.subset(fold), cfg.window, cfg.window)
+        truth.append(rul_labels(y, cfg.cap))
+        for name, model in ens.models.items():
+            single = Ensemble("", {name: model.nets[k]}, {name: 1.0}, ens.scaler, cfg.window,
+                              cfg.cap, ens.conformal)  # fmt: skip
+            scores[name].append(single.member_predictions(x)[name])
+    oof = {n: np.concatenate(s) for n, s in scores.items()}
+    true = np.concatenate(truth)
+    for name in ens.models:
+        assert ens.metrics["validation_rmse"][name] == pytest.approx(
+            rmse(oof[name], true), rel=1e-4
+        )
+    assert choose_weights(oof, true)["weights"] == pytest.approx(ens.weights, rel=1e-4)
+    pred, _ = ens.combine(oof)
+    assert np.allclose(ens.conformal.scores, np.sort(np.abs(true - pred)), atol=1e-3)
+    assert len(ens.member_conformal["cnn"].scores) == len(true)
+
+
+def test_cross_fit_roundtrip_and_determinism(
+    cross_fitted: tuple[Ensemble, TrainConfig, Path], tmp_path: Path
+) -> None:
+    ens, cfg, data = cross_fitted
+    loaded = load_ensemble(save_ensemble(ens, tmp_path, version="cv"))
+    test = load_cmapss(data, "FD001", "test").columns(ens.feature_names)
+    x = np.stack([s[-cfg.window :] for s in test.series if len(s) >= cfg.window])
+    assert np.allclose(ens.predict(x).rul, loaded.predict(x).rul)
+    fleet = load_cmapss(data, "FD001")
+    again = train_ensemble(fleet, *cmapss_inputs(fleet), cfg)
+    assert np.array_equal(again.predict(x).rul, ens.predict(x).rul)
