@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from streamapp.features import accumulators as acc_ops
@@ -76,7 +76,10 @@ def windows(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     )
     x = level + spread * np.asarray(unit)
     steps = draw(st.lists(st.floats(0.0, 5.0), min_size=n, max_size=n))
-    return x, np.cumsum(steps)
+    t = np.cumsum(steps)
+    # A time axis that barely moves makes the slope ill-conditioned in any float algorithm.
+    assume(t.std() > 1e-3 * max(1.0, abs(t.mean())))
+    return x, t
 
 
 @settings(max_examples=150, deadline=None)
