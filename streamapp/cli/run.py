@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -170,13 +171,18 @@ def run(
     settings = configure()
     model = active_version(settings.models_dir)
     logs = stack.log_dir
+    # The embedded broker keeps its data in memory, so table state left by an earlier
+    # stack names changelog offsets the new broker never had: each new stack starts clean.
+    table_state = stack.state_dir / "run-data"
+    if stack_started:
+        shutil.rmtree(table_state, ignore_errors=True)
     started = Started([], stack_started)
     try:
         started.processes.append(
             _spawn(
                 ["worker", "--web-port", str(web_port)],
                 logs / "worker.log",
-                {"WINDOW_KIND": window_kind},
+                {"WINDOW_KIND": window_kind, "DATA_DIR": str(table_state)},
             )
         )
         started.processes.append(

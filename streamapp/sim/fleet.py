@@ -2,7 +2,8 @@
 
 Engines follow C-MAPSS's shape: operating regimes, noisy sensors named like the
 C-MAPSS columns (`s2`, `s3`, ...) and an exponential wear term that grows until the
-engine fails, after which it is replaced and starts again at cycle 1. EVs report
+engine fails, after which it is replaced by a new engine (asset id `<slot>-R<n>`) that
+starts at cycle 1, so no asset's history runs backwards. EVs report
 state of charge, pack voltage/current, temperatures and odometer, with driving and
 charging sessions.
 """
@@ -43,10 +44,16 @@ INVALID_KINDS = ("truncated", "no_asset", "nan_literal", "text_signal", "bad_ts"
 
 @dataclass(slots=True)
 class _Engine:
-    asset_id: str
+    slot: str
     life: int
     wear_rate: float
     cycle: int = 0
+    replacements: int = 0
+
+    @property
+    def asset_id(self) -> str:
+        """A replacement is a new asset: its cycles and features must not extend the old one's."""
+        return f"{self.slot}-R{self.replacements}" if self.replacements else self.slot
 
 
 @dataclass(slots=True)
@@ -76,19 +83,16 @@ class Simulation:
         self._rng = random.Random(self.seed)
 
 
-def _new_engine(rng: random.Random, asset_id: str) -> _Engine:
+def _new_engine(rng: random.Random, slot: str) -> _Engine:
     life = rng.randint(128, 362)
-    return _Engine(asset_id, life, rng.uniform(3.0, 6.0))
+    return _Engine(slot, life, rng.uniform(3.0, 6.0))
 
 
 def _engine_record(rng: random.Random, engine: _Engine, ts_ms: float, regimes: int) -> dict:
     if engine.cycle >= engine.life:
-        replacement = _new_engine(rng, engine.asset_id)
-        engine.life, engine.wear_rate, engine.cycle = (
-            replacement.life,
-            replacement.wear_rate,
-            0,
-        )
+        replacement = _new_engine(rng, engine.slot)
+        engine.life, engine.wear_rate, engine.cycle = replacement.life, replacement.wear_rate, 0
+        engine.replacements += 1
     engine.cycle += 1
     health = engine.cycle / engine.life
     wear = math.expm1(engine.wear_rate * health) / math.expm1(engine.wear_rate)

@@ -48,3 +48,16 @@ def test_invalid_fraction_produces_refused_messages() -> None:
 def test_multi_regime_engines_change_operating_settings() -> None:
     records = [json.loads(v) for _, v in take(Simulation(2, seed=4, regimes=3), 300)]
     assert len({round(r["signals"]["op1"]) for r in records}) == 3
+
+
+def test_a_replaced_engine_is_a_new_asset_whose_cycles_only_grow() -> None:
+    sim = Simulation(3, seed=4)
+    last_cycle: dict[str, int] = {}
+    for _, value in itertools.islice(messages(sim), 3 * 800):
+        record = json.loads(value)
+        asset, cycle = record["asset_id"], record["cycle"]
+        assert cycle == last_cycle.get(asset, 0) + 1, (asset, cycle)
+        last_cycle[asset] = cycle
+    replacements = [asset for asset in last_cycle if "-R" in asset]
+    assert replacements, "every engine lives 128-362 cycles: 800 cycles see replacements"
+    assert all(last_cycle[asset.split("-R")[0]] <= 362 for asset in replacements)
