@@ -39,7 +39,10 @@ def message_bench(name: str, default_messages: int, summary: str, runner: str) -
     @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
     def command(messages: int, as_json: bool) -> None:
         module, function = runner.split(":")
-        result = getattr(importlib.import_module(module), function)(messages)
+        try:
+            result = getattr(importlib.import_module(module), function)(messages)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
         if as_json:
             echo_json(result)
         else:

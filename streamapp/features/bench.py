@@ -97,7 +97,11 @@ async def features_consume(settings: Settings, count: int, data_dir: Path) -> di
         finished = time.monotonic()
     finally:
         await app.stop()
-    assert started is not None
+    if started is None:
+        raise ValueError(
+            f"all {count} messages were applied in one batch, so no rate can be measured: "
+            f"use several times FEATURE_BATCH_SIZE ({settings.feature_batch_size}) messages"
+        )
     return {
         "features_msgs_per_s": count / (finished - started),
         "windows_emitted": metrics.WINDOWS_EMITTED._value.get() - emitted_before,
