@@ -242,14 +242,7 @@ class Archiver:
 
 def raw_topics(app: faust.App, settings: Settings, batch_route: drain.BatchRoute) -> faust.TopicT:
     """Both archived topics as raw bytes: the archive keeps bytes as they came."""
-    return drain.routed_topic(
-        app,
-        batch_route,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    return drain.routed_topic(app, batch_route)
 
 
 def register(

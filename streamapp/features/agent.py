@@ -97,10 +97,6 @@ def register(app: faust.App, settings: Settings) -> None:
         batch_route,
         partitions=partitions,
         internal=True,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
     )
     repartition = app.topic(
         repartition_name,

@@ -19,15 +19,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streamapp.bench.harness import PARTITIONS, raw_consume
+from streamapp.bench.harness import PARTITIONS, bench_app, raw_consume
 from streamapp.features import metrics
 from streamapp.features.agent import register
-from streamapp.kafka.config import aiokafka_kwargs, faust_broker_url
-from streamapp.kafka.drain import install as install_batched_drain
+from streamapp.kafka.config import aiokafka_kwargs
 from streamapp.settings import Settings
 from streamapp.sim.fleet import Simulation, messages
 
@@ -64,23 +62,7 @@ def applied_records() -> float:
 
 async def features_consume(settings: Settings, count: int, data_dir: Path) -> dict[str, float]:
     """Run the feature agent in-process until `count` records have been applied."""
-    app = faust.App(
-        settings.kafka_group_id,
-        broker=faust_broker_url(settings),
-        store="rocksdb://",
-        datadir=str(data_dir),
-        web_enabled=False,
-        topic_partitions=PARTITIONS,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
-        broker_commit_interval=1.0,
-        producer_linger=0.005,
-        autodiscover=False,
-    )
-    install_batched_drain(app)
+    app = bench_app(settings, data_dir, PARTITIONS)
     register(app, settings)
     baseline = applied_records()
     emitted_before = metrics.WINDOWS_EMITTED._value.get()

@@ -213,6 +213,17 @@ class RoutedTopic(faust.Topic):
         """Ignored: see the class docstring."""
 
 
+RAW_CODECS = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
 def routed_topic(app: faust.App, batch_route: BatchRoute, **options: Any) -> faust.TopicT:
-    """The topic of a route (a `RoutedTopic` over its topics) for the route's agent."""
-    return RoutedTopic(app, topics=tuple(sorted(batch_route.topics)), **options)
+    """The topic of a route (a `RoutedTopic` over its topics) for the route's agent.
+
+    Raw codecs by default: a route hands its agent the messages' bytes as fetched.
+    """
+    return RoutedTopic(app, topics=tuple(sorted(batch_route.topics)), **{**RAW_CODECS, **options})

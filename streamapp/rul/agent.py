@@ -50,14 +50,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     members = settings.rul_inference_threads
     pool = ThreadPoolExecutor(members, "rul-member") if members > 1 else None
     batch_route = drain.route(app, (settings.topic_features,))
-    features_topic = drain.routed_topic(
-        app,
-        batch_route,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    features_topic = drain.routed_topic(app, batch_route)
     features_dlq = raw_topic(app, settings.dlq_topic(settings.topic_features))
     raw_topic(app, settings.topic_predictions)  # declared, so the worker creates it
     sequences = app.Table(
