@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import faust
 
+from streamapp.kafka import consumer
 from streamapp.kafka.config import faust_broker_url, faust_credentials
 from streamapp.settings import Settings, get_settings
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=settings.kafka_max_message_bytes + 64 * 1024,
         autodiscover=False,
     )
+    consumer.install(app, settings.kafka_fetch_max_wait_ms)
     from streamapp import agents
 
     agents.register_all(app, settings)

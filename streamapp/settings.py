@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         description="Largest record the workers fetch and produce (dead letters copy input "
         "records byte for byte, so it must be at least the input topics' max.message.bytes).",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        le=30000,
+        description="Longest a worker's fetch waits for records; brokers that hold fetches "
+        "for the whole wait (the embedded one does) add up to this much latency.",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )

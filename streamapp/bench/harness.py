@@ -23,6 +23,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streamapp.kafka import consumer
 from streamapp.kafka.config import aiokafka_kwargs, faust_broker_url
 from streamapp.kafka.drain import install as install_batched_drain
 from streamapp.settings import Settings
@@ -164,6 +165,7 @@ def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
         producer_linger=0.005,
         autodiscover=False,
     )
+    consumer.install(app, settings.kafka_fetch_max_wait_ms)
     install_batched_drain(app)
     return app
 

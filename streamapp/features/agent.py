@@ -27,7 +27,6 @@ from aiokafka.partitioner import murmur2
 from faust.types import Message
 
 from streamapp.features import metrics
-from streamapp.features.recovery import install as install_fetch_highwaters
 from streamapp.features.windows import (
     DIRECT,
     AssetState,
@@ -74,7 +73,6 @@ def repartition_topic_name(settings: Settings) -> str:
 
 def register(app: faust.App, settings: Settings) -> None:
     """Attach the feature agent, its table and topics, and fetch-based recovery, to `app`."""
-    install_fetch_highwaters(app)
     app.sensors.add(metrics.RecoverySensor())
     extractor = extractor_from(settings)
     partitions = settings.topic_partitions

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 MAX_ASSET_ID_CHARS = 128
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 _MAX_NESTING = 32
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +92,6 @@ def parse_ts(value: Any) -> float | str:
     return f"ts must be ISO-8601 text or epoch milliseconds, not {type(value).__name__}"
 
 
-def _reject_constant(token: str) -> float:
-    """json.loads accepts NaN/Infinity by default; JSON does not."""
-    raise ValueError(f"non-finite number {token}")
-
-
 def _depth_exceeds(value: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -111,51 +106,67 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 
 
 def decode_json(value: bytes | None, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Any:
-    """Strict UTF-8 JSON decoding; returns `Invalid` instead of raising."""
+    """Strict UTF-8 JSON decoding; returns `Invalid` instead of raising.
+
+    orjson is strict where the standard library is lenient: it refuses NaN/Infinity
+    literals, numbers that overflow a double and unpaired UTF-16 surrogate escapes (an
+    id holding one could never be a Kafka key), so every float it returns is finite,
+    and it decodes several times faster, which the hot agents feel.
+    """
     if value is None or len(value) == 0:
         return Invalid("empty value")
     if len(value) > max_bytes:
         return Invalid(f"payload too large: {len(value)} bytes > {max_bytes}")
     try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Invalid(f"invalid UTF-8 at byte {exc.start}")
-    try:
-        decoded = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        return Invalid("JSON nested too deeply")
-    except ValueError as exc:
-        return Invalid(f"invalid JSON: {exc}")
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return Invalid(_decode_failure(value, exc))
     # Nesting deeper than the limit needs more opening brackets than the limit; the
     # count (strings included) is far cheaper than walking every decoded value.
-    brackets = text.count("{") + text.count("[")
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogatepass")
+    brackets = value.count(b"{") + value.count(b"[")
     if brackets > _MAX_NESTING and _depth_exceeds(decoded, _MAX_NESTING):
         return Invalid(f"JSON nested deeper than {_MAX_NESTING} levels")
-    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(decoded):
-        return Invalid("JSON text holds an unpaired UTF-16 surrogate escape")
     return decoded
 
 
-def _has_lone_surrogate(decoded: Any) -> bool:
-    """`\\ud800` is valid JSON but no UTF-8 string: such an id could never be a Kafka key."""
-    try:
-        json.dumps(decoded, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def _decode_failure(value: bytes | str, exc: orjson.JSONDecodeError) -> str:
+    """The dead-letter reason for text orjson refused: bad UTF-8, too deep, or bad JSON."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return f"invalid UTF-8 at byte {bad.start}"
+    message = str(exc)
+    if message.startswith("depth limit"):
+        return f"JSON nested deeper than {_MAX_NESTING} levels"
+    text = value if isinstance(value, str) else bytes(value).decode("utf-8", "replace")
+    if message.startswith("number is infinity"):
+        return f"invalid JSON: the number at char {exc.pos} is not finite as a double"
+    token = text[exc.pos : exc.pos + 9].lstrip("-")
+    if token.startswith(("NaN", "Infinity")):
+        return f"invalid JSON: non-finite number {token[:8]!r} at char {exc.pos}"
+    return f"invalid JSON: {message}"
 
 
 def finite_numbers(values: dict[str, Any], kind: str) -> dict[str, float] | Invalid:
     """A map of finite floats, or the first entry that is not a finite number."""
     clean: dict[str, float] = {}
+    isfinite = math.isfinite
     for name, number in values.items():
+        if type(number) is float:  # the common case first: JSON numbers with a fraction
+            if not isfinite(number):
+                return Invalid(f"{kind} {name[:64]!r} is not finite")
+            clean[name] = number
+            continue
         if isinstance(number, bool) or not isinstance(number, int | float):
             return Invalid(f"{kind} {name[:64]!r} is not a number")
         try:
             as_float = float(number)
         except OverflowError:
             as_float = math.inf
-        if not math.isfinite(as_float):
+        if not isfinite(as_float):
             return Invalid(f"{kind} {name[:64]!r} is not finite")
         clean[name] = as_float
     return clean

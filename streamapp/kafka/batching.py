@@ -11,8 +11,9 @@ pending. A batched agent instead:
   previous consumer generation (a rebalance happened: they come again, maybe to
   another worker);
 * writes each touched key once per batch straight into the table's store and sends the
-  changelog records itself, waits for the broker, then records the changelog offsets
-  as persisted, as Faust's own send callback does (`write_table`);
+  changelog records itself (one record batch per partition, `streamapp.kafka.produce`),
+  waits for the broker, then records the changelog offsets as persisted, as Faust's own
+  send callback does (`write_table`);
 * acks its messages only after the batch was handled and only if no rebalance happened
   meanwhile (`run_batches`), so a crash mid-batch replays the batch from the committed
   offsets.
@@ -28,6 +29,7 @@ from faust.types import TP, Message
 
 from streamapp.kafka.drain import ack_all
 from streamapp.kafka.events import current_message
+from streamapp.kafka.produce import send_all
 
 
 async def take(queue: asyncio.Queue[list[Message]], max_: int, within: float) -> list[Message]:
@@ -89,14 +91,9 @@ async def write_table(table: faust.Table, writes: dict[bytes, tuple[bytes, Messa
     """Store `key -> value` in the partition of each key's message; wait for the changelog."""
     store = table.data
     changelog = table.changelog_topic.get_topic_name()
-    producer = table.app.producer
-    pending = []
     for key, (value, message) in writes.items():
         with current_message(message):
             store[key] = value
-        pending.append(await producer.send(changelog, key, value, message.partition, None, None))
-    persisted: dict[int, int] = {}
-    for metadata in await asyncio.gather(*pending):
-        persisted[metadata.partition] = max(metadata.offset, persisted.get(metadata.partition, -1))
-    for partition, offset in persisted.items():
+    records = [(key, value, message.partition) for key, (value, message) in writes.items()]
+    for partition, offset in (await send_all(table.app, changelog, records)).items():
         store.set_persisted_offset(TP(changelog, partition), offset)

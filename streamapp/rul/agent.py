@@ -4,10 +4,10 @@ Its topic is a batch route of `streamapp.kafka.drain`: the fetch loop hands it l
 raw messages, past Faust's per-message delivery. Per batch (up to `rul_batch_size`
 messages, or what arrived `rul_batch_timeout_ms` after the first) the agent validates
 each record, applies it to its asset's sequence, runs every model once over the whole
-batch (in a worker thread, so the event loop keeps fetching meanwhile), sends one
-prediction per applied record, waits until the broker holds them, and only then writes
-each touched asset's state once (see `sequences.py` for why that order) and acks the
-batch (`streamapp.kafka.batching`).
+batch (in worker threads, so the event loop keeps fetching meanwhile), writes each
+touched asset's state once, with the predictions it is about to send, then sends one
+prediction per applied record and waits until the broker holds them (see `sequences.py`
+for why that order), and acks the batch (`streamapp.kafka.batching`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from streamapp.ingest.validation import Invalid
 from streamapp.kafka import drain
 from streamapp.kafka.batching import run_batches, write_table
 from streamapp.kafka.events import current_message
+from streamapp.kafka.produce import send_all
 from streamapp.rul import stream_metrics as metrics
 from streamapp.rul.live_model import LiveModel
 from streamapp.rul.sequences import (
@@ -120,6 +121,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
         capacity = ensemble.window if ensemble else settings.rul_sequence_length
         touched: dict[str, Message] = {}
         pending: list[tuple[FeatureRecord, Message, np.ndarray, int]] = []
+        resend: list[tuple[bytes | None, bytes, None]] = []
         dead = False
         for message in messages:
             record = parse_feature_record(message.value, settings.max_payload_bytes)
@@ -136,7 +138,11 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             outcome = apply(state, record, message.offset, needed, capacity)
             if outcome == Outcome.REPLAYED:
                 metrics.SKIPPED.labels(outcome).inc()
+                if (stored := state.emission(message.offset)) is not None:
+                    resend.append((record.asset_id.encode(), stored, None))
                 continue
+            if record.asset_id not in touched:
+                state.emitted = []
             touched[record.asset_id] = message
             if outcome != Outcome.APPLIED:
                 metrics.SKIPPED.labels(outcome).inc()
@@ -146,10 +152,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             else:
                 window = ensemble.window_from_rows(state.rows)
                 pending.append((record, message, window, len(state.rows)))
-        if pending and ensemble is not None:
-            await publish(ensemble, pending)
-        if dead:
-            await app.producer.flush()
+        predictions = await infer(ensemble, pending) if pending and ensemble else []
         if app.consumer_generation_id != generation:
             # Rebalanced meanwhile: these messages come again, maybe to another worker.
             cache.clear()
@@ -158,38 +161,40 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             sequences,
             {asset.encode(): (cache[asset].to_bytes(), m) for asset, m in touched.items()},
         )
+        if predictions or resend:
+            await send_all(app, settings.topic_predictions, [*resend, *predictions])
+            metrics.PREDICTIONS.inc(len(predictions))
+        if dead:
+            await app.producer.flush()
 
-    async def publish(
+    async def infer(
         ensemble: Ensemble, pending: list[tuple[FeatureRecord, Message, np.ndarray, int]]
-    ) -> None:
-        """Predict the batch, send one record per message and wait for the broker's acks."""
+    ) -> list[tuple[bytes, bytes, None]]:
+        """Predict the batch; each prediction's bytes are also stored in its asset's state."""
         started = time.perf_counter()
         batch = np.stack([window for _, _, window, _ in pending])
         result = await asyncio.to_thread(ensemble.predict, batch, None, pool)
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(pending))
-        producer = app.producer
-        topic = settings.topic_predictions
-        sent = []
+        now_ms = time.time() * 1000.0
+        predictions = []
         for index, (record, message, _, history) in enumerate(pending):
             row = result.row(index)
-            latency_ms = time.time() * 1000.0 - message.timestamp * 1000.0
-            text = prediction_record(
+            value = prediction_record(
                 record,
                 row,
                 ensemble.version,
                 history,
                 ensemble.window,
                 ensemble.feature_names,
-                latency_ms,
+                now_ms - message.timestamp * 1000.0,
             )
-            key = record.asset_id.encode()
-            sent.append(await producer.send(topic, key, text.encode(), None, None, None))
+            cache[record.asset_id].emitted.append((message.offset, value))
+            predictions.append((record.asset_id.encode(), value, None))
             metrics.PREDICTED_RUL.observe(row["rul_prediction"])
             metrics.INTERVAL_WIDTH.observe(
                 row["confidence_interval_upper"] - row["confidence_interval_lower"]
             )
-        await asyncio.gather(*sent)
-        metrics.PREDICTIONS.inc(len(sent))
+        return predictions
 
     return live

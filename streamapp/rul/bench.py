@@ -10,9 +10,10 @@ of simulated assets whose features sit around the model's training means. Two ph
   process used meanwhile (all threads), a figure that other load on a shared machine
   distorts much less;
 * latency: records are then offered at a fixed rate (1,000/s by default) for a while;
-  each prediction's `metadata.latency_ms` (feature record timestamp to publish) gives
-  p50 and p99. The paced producer shares the bench's event loop, so these figures are
-  slightly pessimistic for a worker whose producers run elsewhere.
+  each prediction's Kafka timestamp (set when it is published) minus its feature
+  record's timestamp gives p50 and p99. The paced producer shares the bench's event
+  loop, so these figures are slightly pessimistic for a worker whose producers run
+  elsewhere.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from streamapp.bench.harness import (
     private_broker,
     wait_until,
 )
-from streamapp.ingest.validation import format_ts
+from streamapp.ingest.validation import format_ts, parse_ts
 from streamapp.kafka.clients import consume
 from streamapp.rul import stream_metrics
 from streamapp.rul.agent import register
@@ -87,12 +88,14 @@ def predictions_made() -> float:
 
 
 async def latencies_after(settings: Settings, first_step: int) -> list[float]:
-    """`metadata.latency_ms` of every prediction of a step >= first_step."""
+    """Feature record timestamp to the prediction's publish time (its Kafka timestamp),
+    for every prediction of a step >= first_step."""
     values = []
     async for record in consume(settings, settings.topic_predictions, True, None, 2.0):
-        metadata = json.loads(record.value or b"{}").get("metadata", {})
-        if metadata.get("cycle", 0) >= first_step:
-            values.append(float(metadata["latency_ms"]))
+        prediction = json.loads(record.value or b"{}")
+        if prediction.get("metadata", {}).get("cycle", 0) >= first_step:
+            source_ms = parse_ts(prediction["timestamp"])
+            values.append(record.timestamp - float(source_ms))
     return values
 
 

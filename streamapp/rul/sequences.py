@@ -3,23 +3,26 @@
 An asset's state is one table value holding its last W feature rows (as lists, in the
 order of `names`, the features the serving model reads), the source offset of the last
 event applied (replays at or below it are skipped, so a crash never double-applies a
-step) and the end of the last window applied (a window re-emitted by the feature agent
-after its own crash carries a new offset but the same end, and is skipped too). The agent
-writes the state only after the broker has acknowledged the predictions of its events,
-so a step the state records as applied has its prediction on the topic; a step replayed
-after a crash before its state was written is predicted again from the same rows, with
-the same result (emissions are at least once, never two different answers).
+step), the end of the last window applied (a window re-emitted by the feature agent
+after its own crash carries a new offset but the same end, and is skipped too), and the
+predictions its last batch emitted, as the exact bytes sent.
+
+The agent writes the state, emissions included, before it sends those predictions, and
+handles its next batch only after the broker acknowledged them. So after a crash, a
+replayed step is either older than the last batch (its prediction is on the topic) or
+one of the stored emissions, which is sent again byte for byte: predictions are at least
+once, and every copy is identical, `metadata.latency_ms` included.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from streamapp.ingest.validation import (
     Invalid,
@@ -97,14 +100,17 @@ class AssetSequence:
     rows: list[list[float]] = field(default_factory=list)
     last_offset: int = -1
     last_window_end_ms: float = -math.inf
+    emitted: list[tuple[int, bytes]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        """The table value: a JSON header (names, offset guard) then the rows as float64.
+        """The table value: a JSON header (names, guards, emission sizes), the rows as
+        float64, then the emitted predictions' bytes.
 
         Binary rows keep every value bit-exact and cost a fraction of JSON to write once
-        per touched asset and batch (the changelog carries rows and guard together).
+        per touched asset and batch (the changelog carries rows, guards and emissions
+        together).
         """
-        header = json.dumps(
+        header = orjson.dumps(
             {
                 "names": self.names,
                 "rows": len(self.rows),
@@ -112,11 +118,12 @@ class AssetSequence:
                 "last_window_end_ms": None
                 if math.isinf(self.last_window_end_ms)
                 else self.last_window_end_ms,
-            },
-            separators=(",", ":"),
-        ).encode()
+                "emitted": [[offset, len(value)] for offset, value in self.emitted],
+            }
+        )
         rows = np.asarray(self.rows, dtype="<f8").tobytes()
-        return _HEADER_SIZE.pack(len(header)) + header + rows
+        emitted = b"".join(value for _, value in self.emitted)
+        return _HEADER_SIZE.pack(len(header)) + header + rows + emitted
 
     @classmethod
     def from_bytes(cls, value: bytes | None) -> AssetSequence:
@@ -124,16 +131,31 @@ class AssetSequence:
             return cls()
         (size,) = _HEADER_SIZE.unpack_from(value)
         start = _HEADER_SIZE.size
-        header = json.loads(value[start : start + size])
+        header = orjson.loads(value[start : start + size])
         names = list(header["names"])
-        rows = np.frombuffer(value, dtype="<f8", offset=start + size)
+        count = int(header["rows"])
+        start += size
+        rows = np.frombuffer(value, dtype="<f8", count=count * len(names), offset=start)
+        start += rows.nbytes
+        emitted = []
+        for offset, length in header.get("emitted", []):
+            emitted.append((int(offset), bytes(value[start : start + length])))
+            start += length
         end = header["last_window_end_ms"]
         return cls(
             names=names,
-            rows=rows.reshape(int(header["rows"]), len(names)).tolist(),
+            rows=rows.reshape(count, len(names)).tolist(),
             last_offset=int(header["last_offset"]),
             last_window_end_ms=-math.inf if end is None else float(end),
+            emitted=emitted,
         )
+
+    def emission(self, offset: int) -> bytes | None:
+        """The prediction sent for the event at `offset`, if it was in the last batch."""
+        for emitted_offset, value in self.emitted:
+            if emitted_offset == offset:
+                return value
+        return None
 
     def project(self, names: list[str]) -> None:
         """Re-key the rows to `names` (a new model): kept if they hold every name, else dropped."""
@@ -187,8 +209,8 @@ def prediction_record(
     window: int,
     features: list[str],
     latency_ms: float,
-) -> str:
-    """The `rul-predictions` message for one event, as deterministic JSON text."""
+) -> bytes:
+    """The `rul-predictions` message for one event, as deterministic JSON."""
     message = {
         "asset_id": record.asset_id,
         "sensor_id": record.sensor_id,
@@ -208,4 +230,4 @@ def prediction_record(
     source_metadata = record.raw.get("metadata")
     if isinstance(source_metadata, dict) and "cycle" in source_metadata:
         message["metadata"]["cycle"] = source_metadata["cycle"]
-    return json.dumps(message, separators=(",", ":"))
+    return orjson.dumps(message)

@@ -102,6 +102,19 @@ def test_state_round_trips_through_its_table_value() -> None:
     assert AssetSequence.from_bytes(empty.to_bytes()) == empty
 
 
+def test_stored_emissions_round_trip_and_answer_replays_of_their_offsets() -> None:
+    state = AssetSequence()
+    apply(state, parsed(1), 7, None, 30)
+    apply(state, parsed(2, 0.5), 9, None, 30)
+    state.emitted = [(7, b'{"rul_prediction":1.5}'), (9, b"\x00raw bytes\xff")]
+    again = AssetSequence.from_bytes(state.to_bytes())
+    assert again == state
+    assert again.rows == [[1.0, 2.0], [0.5, 1.0]]
+    assert again.emission(9) == b"\x00raw bytes\xff"
+    assert again.emission(7) == b'{"rul_prediction":1.5}'
+    assert again.emission(8) is None
+
+
 def test_prediction_record_follows_the_contract() -> None:
     row = {
         "rul_prediction": 50.0,

@@ -1,0 +1,70 @@
+"""Bulk sends: one record batch per partition instead of one `send` call per message.
+
+A batched agent publishes hundreds of records at once. Through `producer.send` each
+costs about 60 us of Python (Faust's produce signal, aiokafka's partitioner, a future
+per message, a 16 KiB batch that fills every ~15 predictions and then waits for the
+previous one to drain). Here the records of a partition go into one large record batch
+built directly, partitioned by the same murmur2 partitioner as `send` (so a key lands
+where any Kafka client would put it), and each batch is one future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+#: Largest record batch built here: well under the broker's default 1 MB message limit.
+BATCH_BYTES = 512 * 1024
+
+
+async def send_all(
+    app: faust.App, topic: str, records: Iterable[tuple[bytes | None, bytes, int | None]]
+) -> dict[int, int]:
+    """Send `(key, value, partition or None)` in order; wait for the broker's acks.
+
+    Returns the offset of the last record written to each partition.
+    """
+    producer = app.producer._ensure_producer()  # Faust's aiokafka producer, started
+    await producer.client._wait_on_metadata(topic)
+    metadata = producer.client.cluster
+    partitions = sorted(metadata.partitions_for_topic(topic))
+    available = sorted(metadata.available_partitions_for_topic(topic))
+    by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+    for key, value, partition in records:
+        if partition is None:
+            partition = producer._partitioner(key, partitions, available)
+        by_partition.setdefault(partition, []).append((key, value))
+    pending = []
+    now_ms = int(time.time() * 1000)  # the builder needs a timestamp: publish time
+    for partition, items in by_partition.items():
+        batch, count = _new_batch(producer), 0
+        for key, value in items:
+            if batch.append(timestamp=now_ms, key=key, value=value) is None:
+                sent = await producer.send_batch(batch, topic, partition=partition)
+                pending.append(_sent(sent, count))
+                batch, count = _new_batch(producer), 0
+                if batch.append(timestamp=now_ms, key=key, value=value) is None:
+                    raise ValueError(f"a record of {len(value)} bytes exceeds {BATCH_BYTES}")
+            count += 1
+        sent = await producer.send_batch(batch, topic, partition=partition)
+        pending.append(_sent(sent, count))
+    last: dict[int, int] = {}
+    for partition, offset in await asyncio.gather(*pending):
+        last[partition] = max(offset, last.get(partition, -1))
+    return last
+
+
+def _new_batch(producer: AIOKafkaProducer) -> BatchBuilder:
+    codec = producer._message_accumulator._compression_type  # the codec id the producer uses
+    return BatchBuilder(BATCH_BYTES, codec, is_transactional=0)
+
+
+async def _sent(delivery: asyncio.Future, count: int) -> tuple[int, int]:
+    """(partition, offset of the batch's last record) once the broker has it."""
+    metadata = await delivery
+    return metadata.partition, metadata.offset + count - 1
