@@ -52,39 +52,69 @@ async def take(queue: asyncio.Queue[list[Message]], max_: int, within: float) ->
     return messages
 
 
+Finish = Callable[[], Awaitable[None]]
+
+
 async def run_batches(
     app: faust.App,
     queue: asyncio.Queue[list[Message]],
     max_: int,
     within: float,
-    handle: Callable[[list[Message]], Awaitable[None]],
+    handle: Callable[[list[Message]], Awaitable[Finish | None]],
     forget: Callable[[], None],
 ) -> None:
     """The loop of a batched agent: take, drop stale messages, `handle` <= `max_`, then ack.
 
-    When `handle` raises, `forget` drops whatever the agent cached from the failed batch
-    (neither in the changelog nor acked) and the worker stops, so that it replays from
-    the committed offsets instead of Faust restarting the agent past the batch.
+    `handle` may return a `Finish`, the rest of the batch's work (say: inference in worker
+    threads, then writes and sends). The loop then takes and handles the next batch while
+    that runs, and runs each finish only after the previous one completed, so writes,
+    sends and acks stay in batch order. A batch is acked once its finish completed.
+
+    When `handle` or a finish raises, `forget` drops whatever the agent cached from the
+    failed batch (neither in the changelog nor acked) and the worker stops, so that it
+    replays from the committed offsets instead of Faust restarting the agent past it.
     """
-    rest: list[Message] = []
-    while True:
-        if not rest:
-            rest = await take(queue, max_, within)
-        messages, rest = rest[:max_], rest[max_:]
-        generation = app.consumer_generation_id
-        if not app.flow_control.is_active():
-            rest = []
-            continue
-        current = [message for message in messages if message.generation_id == generation]
-        if current:
-            try:
-                await handle(current)
-            except Exception as exc:
-                forget()
-                await app.crash(exc)
-                raise
+
+    async def complete(finish: Finish, current: list[Message], generation: int) -> None:
+        try:
+            await finish()
+        except Exception as exc:
+            forget()
+            await app.crash(exc)
+            raise
         if app.consumer_generation_id == generation:
             ack_all(app.consumer, current)
+
+    rest: list[Message] = []
+    running: asyncio.Task[None] | None = None  # the previous batch's finish
+    try:
+        while True:
+            if not rest:
+                rest = await take(queue, max_, within)
+            messages, rest = rest[:max_], rest[max_:]
+            generation = app.consumer_generation_id
+            if not app.flow_control.is_active():
+                rest = []
+                continue
+            current = [message for message in messages if message.generation_id == generation]
+            finish = None
+            if current:
+                try:
+                    finish = await handle(current)
+                except Exception as exc:
+                    forget()
+                    await app.crash(exc)
+                    raise
+            if running is not None:
+                await running  # raises what that batch raised
+                running = None
+            if finish is not None:
+                running = asyncio.create_task(complete(finish, current, generation))
+            elif app.consumer_generation_id == generation:
+                ack_all(app.consumer, current)
+    finally:
+        if running is not None:
+            running.cancel()
 
 
 async def write_table(table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:

@@ -24,7 +24,7 @@ from faust.types import Message
 from streamapp.ingest.agent import dead_letter_message, raw_topic
 from streamapp.ingest.validation import Invalid
 from streamapp.kafka import drain
-from streamapp.kafka.batching import run_batches, write_table
+from streamapp.kafka.batching import Finish, run_batches, write_table
 from streamapp.kafka.events import current_message
 from streamapp.kafka.produce import send_all
 from streamapp.rul import stream_metrics as metrics
@@ -69,9 +69,11 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     # Faust still picks its json codec for a bytes schema; the value is our own JSON bytes.
     sequences.key_serializer = sequences.value_serializer = "raw"
     live = LiveModel(settings.models_dir)
-    # Decoded states of this worker's assets, valid until the next rebalance: the table (and
-    # its changelog) stays the truth, the cache only saves decoding it every batch.
-    cache: dict[str, AssetSequence] = {}
+    # Decoded states of this worker's assets, each tagged with the consumer generation that
+    # read it: the table (and its changelog) stays the truth, the cache only saves decoding
+    # it every batch, and a batch of a new generation (after a rebalance) never sees states
+    # that a batch of the old one changed but never wrote.
+    cache: dict[str, tuple[int, AssetSequence]] = {}
 
     @app.on_partitions_revoked.connect
     async def _forget_on_revoke(app: faust.App, revoked: object, **kwargs: object) -> None:
@@ -102,20 +104,26 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             batch_route.queue,
             settings.rul_batch_size,
             settings.rul_batch_timeout_ms / 1000.0,
-            predict_batch,
+            prepare_batch,
             cache.clear,
         )
 
-    def state_of(asset_id: str, message: Message) -> AssetSequence:
-        state = cache.get(asset_id)
-        if state is None:
-            with current_message(message):
-                state = AssetSequence.from_bytes(sequences.get(asset_id.encode()))
-            cache[asset_id] = state
+    def state_of(asset_id: str, message: Message, generation: int) -> AssetSequence:
+        cached = cache.get(asset_id)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        with current_message(message):
+            state = AssetSequence.from_bytes(sequences.get(asset_id.encode()))
+        cache[asset_id] = (generation, state)
         return state
 
-    async def predict_batch(messages: list[Message]) -> None:
-        generation = app.consumer_generation_id
+    async def prepare_batch(messages: list[Message]) -> Finish:
+        """Validate and apply the batch to the cached states; the rest runs in `finish`.
+
+        The next batch is prepared while this one's models run (`run_batches`), so each
+        touched asset's state is captured here, as this batch leaves it.
+        """
+        generation = messages[0].generation_id
         ensemble = live.ensemble
         needed = ensemble.feature_names if ensemble else None
         capacity = ensemble.window if ensemble else settings.rul_sequence_length
@@ -134,15 +142,14 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                 await dead_letter_message(features_dlq, message, reason)
                 dead = True
                 continue
-            state = state_of(record.asset_id, message)
+            state = state_of(record.asset_id, message, generation)
             outcome = apply(state, record, message.offset, needed, capacity)
             if outcome == Outcome.REPLAYED:
                 metrics.SKIPPED.labels(outcome).inc()
                 if (stored := state.emission(message.offset)) is not None:
                     resend.append((record.asset_id.encode(), stored, None))
                 continue
-            if record.asset_id not in touched:
-                state.emitted = []
+            state.emitted = []  # those of an earlier batch, on the topic by now
             touched[record.asset_id] = message
             if outcome != Outcome.APPLIED:
                 metrics.SKIPPED.labels(outcome).inc()
@@ -152,23 +159,32 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             else:
                 window = ensemble.window_from_rows(state.rows)
                 pending.append((record, message, window, len(state.rows)))
-        predictions = await infer(ensemble, pending) if pending and ensemble else []
-        if app.consumer_generation_id != generation:
-            # Rebalanced meanwhile: these messages come again, maybe to another worker.
-            cache.clear()
-            return
-        await write_table(
-            sequences,
-            {asset.encode(): (cache[asset].to_bytes(), m) for asset, m in touched.items()},
-        )
-        if predictions or resend:
-            await send_all(app, settings.topic_predictions, [*resend, *predictions])
-            metrics.PREDICTIONS.inc(len(predictions))
-        if dead:
-            await app.producer.flush()
+        states = {asset: cache[asset][1].snapshot() for asset in touched}
+
+        async def finish() -> None:
+            """Predict, store each asset's state with its predictions, then send them."""
+            predictions = await infer(ensemble, pending, states) if pending and ensemble else []
+            if app.consumer_generation_id != generation:
+                return  # rebalanced meanwhile: these messages come again, maybe elsewhere
+            await write_table(
+                sequences,
+                {
+                    asset.encode(): (states[asset].to_bytes(), message)
+                    for asset, message in touched.items()
+                },
+            )
+            if predictions or resend:
+                await send_all(app, settings.topic_predictions, [*resend, *predictions])
+                metrics.PREDICTIONS.inc(len(predictions))
+            if dead:
+                await app.producer.flush()
+
+        return finish
 
     async def infer(
-        ensemble: Ensemble, pending: list[tuple[FeatureRecord, Message, np.ndarray, int]]
+        ensemble: Ensemble,
+        pending: list[tuple[FeatureRecord, Message, np.ndarray, int]],
+        states: dict[str, AssetSequence],
     ) -> list[tuple[bytes, bytes, None]]:
         """Predict the batch; each prediction's bytes are also stored in its asset's state."""
         started = time.perf_counter()
@@ -189,7 +205,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                 ensemble.feature_names,
                 now_ms - message.timestamp * 1000.0,
             )
-            cache[record.asset_id].emitted.append((message.offset, value))
+            states[record.asset_id].emitted.append((message.offset, value))
             predictions.append((record.asset_id.encode(), value, None))
             metrics.PREDICTED_RUL.observe(row["rul_prediction"])
             metrics.INTERVAL_WIDTH.observe(

@@ -92,15 +92,38 @@ def missing_features(record: FeatureRecord, needed: list[str]) -> list[str]:
     return [name for name in needed if name not in record.features]
 
 
-@dataclass(slots=True)
+def _no_rows(columns: int = 0) -> np.ndarray:
+    return np.empty((0, columns), dtype=np.float64)
+
+
+@dataclass(slots=True, eq=False)
 class AssetSequence:
-    """The table value of one asset."""
+    """The table value of one asset; `rows` is a (steps, len(names)) float64 array.
+
+    An array, not lists: the agent reads each asset's rows as a model window and writes
+    them as bytes once per event, and list-to-array conversions were the largest cost
+    of its Python side.
+    """
 
     names: list[str] = field(default_factory=list)
-    rows: list[list[float]] = field(default_factory=list)
+    rows: np.ndarray = field(default_factory=_no_rows)
     last_offset: int = -1
     last_window_end_ms: float = -math.inf
     emitted: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        rows = np.asarray(self.rows, dtype=np.float64)
+        self.rows = rows.reshape(len(rows), len(self.names))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, AssetSequence)
+            and self.names == other.names
+            and np.array_equal(self.rows, other.rows)
+            and self.last_offset == other.last_offset
+            and self.last_window_end_ms == other.last_window_end_ms
+            and self.emitted == other.emitted
+        )
 
     def to_bytes(self) -> bytes:
         """The table value: a JSON header (names, guards, emission sizes), the rows as
@@ -121,7 +144,7 @@ class AssetSequence:
                 "emitted": [[offset, len(value)] for offset, value in self.emitted],
             }
         )
-        rows = np.asarray(self.rows, dtype="<f8").tobytes()
+        rows = self.rows.astype("<f8", copy=False).tobytes()
         emitted = b"".join(value for _, value in self.emitted)
         return _HEADER_SIZE.pack(len(header)) + header + rows + emitted
 
@@ -144,11 +167,16 @@ class AssetSequence:
         end = header["last_window_end_ms"]
         return cls(
             names=names,
-            rows=rows.reshape(count, len(names)).tolist(),
+            rows=rows.reshape(count, len(names)),
             last_offset=int(header["last_offset"]),
             last_window_end_ms=-math.inf if end is None else float(end),
             emitted=emitted,
         )
+
+    def snapshot(self) -> AssetSequence:
+        """This state as it is now, with no emissions yet: later `apply` calls replace
+        `rows` (never change it in place), so the snapshot shares it safely."""
+        return AssetSequence(self.names, self.rows, self.last_offset, self.last_window_end_ms)
 
     def emission(self, offset: int) -> bytes | None:
         """The prediction sent for the event at `offset`, if it was in the last batch."""
@@ -163,9 +191,9 @@ class AssetSequence:
             return
         if set(names) <= set(self.names):
             index = [self.names.index(name) for name in names]
-            self.rows = [[row[i] for i in index] for row in self.rows]
+            self.rows = self.rows[:, index]
         else:
-            self.rows = []
+            self.rows = _no_rows(len(names))
         self.names = list(names)
 
 
@@ -196,9 +224,17 @@ def apply(
     state.last_window_end_ms = record.window_end_ms
     state.project(sorted(record.features) if keep_features is None else keep_features)
     features = record.features
-    state.rows.append([features[name] for name in state.names])
-    del state.rows[:-capacity]
+    row = np.array([[features[name] for name in state.names]], dtype=np.float64)
+    keep = state.rows[max(0, len(state.rows) - capacity + 1) :]
+    state.rows = np.concatenate([keep, row]) if len(keep) else row
     return Outcome.APPLIED
+
+
+def _window_end_text(record: FeatureRecord) -> str:
+    """The record's own `window.end` text when it has one (formatting costs more)."""
+    window = record.raw.get("window")
+    end = window.get("end") if isinstance(window, dict) else None
+    return end if isinstance(end, str) and end.endswith("Z") else format_ts(record.window_end_ms)
 
 
 def prediction_record(
@@ -224,7 +260,7 @@ def prediction_record(
             "latency_ms": round(latency_ms, 3),
             "history": history,
             "padded": history < window,
-            "window_end": format_ts(record.window_end_ms),
+            "window_end": _window_end_text(record),
         },
     }
     source_metadata = record.raw.get("metadata")

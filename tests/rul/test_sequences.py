@@ -69,7 +69,7 @@ def test_replayed_offsets_and_re_emitted_windows_apply_once() -> None:
     assert apply(state, parsed(1), 5, None, 3) == Outcome.REPLAYED
     assert apply(state, parsed(2), 12, None, 3) == Outcome.DUPLICATE_WINDOW
     assert state.names == ["s2_mean", "s3_mean"]
-    assert state.rows == [[1.0, 2.0], [1.0, 2.0]]
+    assert state.rows.tolist() == [[1.0, 2.0], [1.0, 2.0]]
     assert state.last_offset == 12
 
 
@@ -78,7 +78,7 @@ def test_only_the_last_capacity_rows_are_kept_with_model_features() -> None:
     for step in range(1, 6):
         apply(state, parsed(step, float(step)), step, ["s2_mean"], 3)
     assert state.names == ["s2_mean"]
-    assert state.rows == [[3.0], [4.0], [5.0]]
+    assert state.rows.tolist() == [[3.0], [4.0], [5.0]]
 
 
 def test_a_new_model_keeps_the_rows_that_hold_its_features() -> None:
@@ -86,9 +86,9 @@ def test_a_new_model_keeps_the_rows_that_hold_its_features() -> None:
     apply(state, parsed(1, 1.0), 1, None, 30)
     apply(state, parsed(2, 2.0), 2, None, 30)
     apply(state, parsed(3, 3.0), 3, ["s3_mean"], 30)
-    assert (state.names, state.rows) == (["s3_mean"], [[2.0], [4.0], [6.0]])
+    assert (state.names, state.rows.tolist()) == (["s3_mean"], [[2.0], [4.0], [6.0]])
     apply(state, parsed(4, 4.0), 4, ["s2_mean", "s3_mean"], 30)
-    assert (state.names, state.rows) == (["s2_mean", "s3_mean"], [[4.0, 8.0]])
+    assert (state.names, state.rows.tolist()) == (["s2_mean", "s3_mean"], [[4.0, 8.0]])
 
 
 def test_state_round_trips_through_its_table_value() -> None:
@@ -109,7 +109,7 @@ def test_stored_emissions_round_trip_and_answer_replays_of_their_offsets() -> No
     state.emitted = [(7, b'{"rul_prediction":1.5}'), (9, b"\x00raw bytes\xff")]
     again = AssetSequence.from_bytes(state.to_bytes())
     assert again == state
-    assert again.rows == [[1.0, 2.0], [0.5, 1.0]]
+    assert again.rows.tolist() == [[1.0, 2.0], [0.5, 1.0]]
     assert again.emission(9) == b"\x00raw bytes\xff"
     assert again.emission(7) == b'{"rul_prediction":1.5}'
     assert again.emission(8) is None
