@@ -7,18 +7,33 @@ calls pure logic that is tested without a broker.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import faust
 
 from streamapp.kafka import consumer
 from streamapp.kafka.config import faust_broker_url, faust_credentials
+from streamapp.kafka.startup import wait_for_brokers
 from streamapp.settings import Settings, get_settings
+
+
+class StreamApp(faust.App):
+    """Faust's app, waiting for the brokers before its producer and consumer start."""
+
+    def __init__(self, settings: Settings, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.streamapp_settings = settings
+
+    async def on_first_start(self) -> None:
+        await wait_for_brokers(self.streamapp_settings)
+        await super().on_first_start()
 
 
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app with settings suited to both the embedded broker and Kafka."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = StreamApp(
+        settings,
         settings.kafka_group_id,
         broker=faust_broker_url(settings),
         broker_credentials=faust_credentials(settings),

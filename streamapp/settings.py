@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         description="Largest record the workers fetch and produce (dead letters copy input "
         "records byte for byte, so it must be at least the input topics' max.message.bytes).",
     )
+    kafka_startup_timeout_s: float = Field(
+        300.0,
+        ge=0,
+        description="How long a starting worker waits for a broker to answer (retrying "
+        "every 2 s) before it exits; 0 waits forever.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         50,
         ge=1,
