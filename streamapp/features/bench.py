@@ -12,48 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-from streamapp.bench.harness import PARTITIONS, bench_app, raw_consume
+from streamapp.bench.harness import (
+    PARTITIONS,
+    bench_app,
+    bench_settings,
+    create_topics,
+    private_broker,
+    produce,
+    raw_consume,
+)
 from streamapp.features import metrics
 from streamapp.features.agent import register
-from streamapp.kafka.config import aiokafka_kwargs
 from streamapp.settings import Settings
 from streamapp.sim.fleet import Simulation, messages
 
 ASSETS = 1000
 
 
-async def produce(settings: Settings, count: int) -> None:
+async def produce_fleet(settings: Settings, count: int) -> None:
     """N simulator messages keyed by asset (default partitioner: each asset's home)."""
-    admin = AIOKafkaAdminClient(**aiokafka_kwargs(settings))
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(name, PARTITIONS, 1)
-                for name in (settings.topic_telemetry, settings.topic_features)
-            ]
-        )
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(linger_ms=5, max_batch_size=512 * 1024, **aiokafka_kwargs(settings))
-    await producer.start()
-    try:
-        futures = []
-        for key, value in itertools.islice(messages(Simulation(ASSETS, seed=11)), count):
-            futures.append(await producer.send(settings.topic_telemetry, value, key=key))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await create_topics(settings, [settings.topic_telemetry, settings.topic_features], PARTITIONS)
+    fleet = itertools.islice(messages(Simulation(ASSETS, seed=11)), count)
+    await produce(settings, settings.topic_telemetry, ((k, v, None) for k, v in fleet))
 
 
 def applied_records() -> float:
@@ -91,7 +75,7 @@ async def features_consume(settings: Settings, count: int, data_dir: Path) -> di
 
 
 async def run_bench(settings: Settings, count: int, data_dir: Path) -> dict[str, Any]:
-    await produce(settings, count)
+    await produce_fleet(settings, count)
     raw = await raw_consume(settings, settings.topic_telemetry, count)
     features = await features_consume(settings, count, data_dir)
     return {
@@ -108,17 +92,6 @@ async def run_bench(settings: Settings, count: int, data_dir: Path) -> dict[str,
 
 def bench_features(count: int) -> dict[str, Any]:
     """Start a private embedded broker, run the bench, stop the broker."""
-    from streamapp.dev.stack import free_port, start_broker, stop_process
-
-    state = Path(tempfile.mkdtemp(prefix="streamapp-bench-features-"))
-    port = free_port()
-    broker = start_broker(port, state / "broker.log")
-    try:
-        settings = Settings(
-            kafka_bootstrap_servers=f"127.0.0.1:{port}",
-            kafka_group_id=f"bench-features-{uuid.uuid4().hex[:8]}",
-        )
+    with private_broker("features") as (bootstrap, state):
+        settings = bench_settings(bootstrap, "features")
         return asyncio.run(run_bench(settings, count, state / "faust"))
-    finally:
-        stop_process(broker.pid)
-        shutil.rmtree(state, ignore_errors=True)
