@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from streamapp.rul.artifacts import (
     save_ensemble,
 )
 from streamapp.rul.data import (
+    SCALINGS,
     cmapss_inputs,
     informative_features,
     load_cmapss,
@@ -78,6 +80,18 @@ def _parse_models(value: str) -> tuple[str, ...]:
     help="Cross-fit K fold models per member on all assets (0 or 1: fit/validation/"
     "calibration split with early stopping and refit).",
 )  # fmt: skip
+@click.option(
+    "--seeds", default=TrainConfig.seeds, show_default=True, type=click.IntRange(1),
+    help="Networks per member, trained with different seeds and averaged (split only).",
+)  # fmt: skip
+@click.option(
+    "--jobs", default=os.cpu_count() or 1, show_default="CPU count", type=click.IntRange(1),
+    help="Networks trained at the same time, one process each (results do not depend on it).",
+)  # fmt: skip
+@click.option(
+    "--scaling", type=click.Choice(SCALINGS), default=TrainConfig.scaling, show_default=True,
+    help="Input normalisation per feature: z-score, or min-max onto [-1, 1] (training data).",
+)  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Models directory.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--cap", default=125.0, show_default=True, type=click.FloatRange(min=1))
@@ -90,13 +104,14 @@ def _parse_models(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--threads", default=1, show_default=True, type=click.IntRange(1),
-    help="torch threads. 1 by default: with 2 threads on 2 busy shared cores, OpenMP's "
-    "spin-waiting made training steps ~15x slower; results depend on the thread count.",
+    help="torch threads per training process. 1 by default: with 2 threads on 2 busy shared "
+    "cores, OpenMP's spin-waiting made training steps ~15x slower; results depend on it.",
 )  # fmt: skip
 @click.option("--activate/--no-activate", "make_active", default=True, show_default=True)
 def train(
-    data: Path, subset: str, fmt: str, models: str, epochs: int, folds: int, out: Path | None,
-    seed: int, cap: float, window: int, level: float, threads: int, make_active: bool,
+    data: Path, subset: str, fmt: str, models: str, epochs: int, folds: int, seeds: int,
+    jobs: int, scaling: str, out: Path | None, seed: int, cap: float, window: int, level: float,
+    threads: int, make_active: bool,
 ) -> None:  # fmt: skip
     """Train the RUL ensemble, calibrate its intervals, save a new model version."""
     torch.set_num_threads(threads)
@@ -109,14 +124,19 @@ def train(
         inputs, conditions = informative_features(fleet), []
         name = "features"
     cfg = TrainConfig(
-        models=_parse_models(models), epochs=epochs, folds=folds, seed=seed, window=window,
-        cap=cap, level=level,
+        models=_parse_models(models), epochs=epochs, folds=folds, seeds=seeds, seed=seed,
+        window=window, cap=cap, level=level, scaling=scaling,
     )  # fmt: skip
+    if folds > 1 and seeds > 1:
+        raise click.BadParameter(
+            "use --seeds with the split protocol (--folds 0)", param_hint="--seeds"
+        )
     click.echo(
         f"training {','.join(cfg.models)} on {len(fleet)} assets, {len(inputs)} features"
         f"{' (per-condition normalisation)' if conditions else ''}, window {window}, "
-        f"cap {cap:g}, seed {seed}, {threads} threads"
-        f"{f', {folds}-fold cross-fitting' if folds > 1 else ''}",
+        f"cap {cap:g}, {scaling} scaling, seed {seed}, {jobs} jobs x {threads} threads"
+        f"{f', {folds}-fold cross-fitting' if folds > 1 else ''}"
+        f"{f', {seeds} seeds per member' if seeds > 1 else ''}",
         err=True,
     )
 
@@ -129,7 +149,7 @@ def train(
         )
 
     start = time.perf_counter()
-    ens = train_ensemble(fleet, inputs, conditions, cfg, progress)
+    ens = train_ensemble(fleet, inputs, conditions, cfg, progress, jobs)
     ens.metrics["subset"] = name
     ens.metrics["data"] = {"format": fmt, "subset": subset if fmt == "cmapss" else None}
     models_dir = _models_dir(out)

@@ -24,6 +24,7 @@ INFORMATIVE_SENSORS = [
 ]  # fmt: skip
 DEFAULT_WINDOW = 30
 DEFAULT_CAP = 125.0
+SCALINGS = ("zscore", "minmax")
 
 
 def feature_name(signal: str, feature: str = "mean") -> str:
@@ -168,10 +169,13 @@ def find_conditions(ops: np.ndarray, tol: float = 0.05) -> tuple[np.ndarray, np.
 
 @dataclass
 class Scaler:
-    """Z-score per operating condition, fitted on training engines only.
+    """Per-operating-condition normalisation, fitted on training engines only.
 
     `feature_names` are the raw inputs in order; `input_names` are the ones normalised and fed
     to the networks; `condition_names` (may be empty) pick each row's operating condition.
+    Both scalings are stored as (x - mean) / std: "zscore" uses the mean and standard
+    deviation, "minmax" the mid-range and half-range (training data mapped onto [-1, 1], as in
+    DCNN), so serving applies either one the same way.
     """
 
     feature_names: list[str]
@@ -184,8 +188,14 @@ class Scaler:
 
     @classmethod
     def fit(
-        cls, fleet: Fleet, input_names: list[str], condition_names: list[str] | None = None
+        cls,
+        fleet: Fleet,
+        input_names: list[str],
+        condition_names: list[str] | None = None,
+        scaling: str = "zscore",
     ) -> Scaler:
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, not {scaling!r}")
         condition_names = list(condition_names or [])
         feature_names = condition_names + [n for n in input_names if n not in condition_names]
         scaler = cls(feature_names, list(input_names), condition_names)
@@ -197,9 +207,13 @@ class Scaler:
             scaler.centroids, scaler.condition_scale = np.zeros((1, 0)), np.ones(0)
         cond = scaler.conditions(rows)
         x = rows[:, scaler._input_idx]
-        n_cond = len(scaler.centroids)
-        scaler.mean = np.stack([x[cond == c].mean(axis=0) for c in range(n_cond)])
-        std = np.stack([x[cond == c].std(axis=0) for c in range(n_cond)])
+        groups = [x[cond == c] for c in range(len(scaler.centroids))]
+        if scaling == "minmax":
+            scaler.mean = np.stack([(g.max(axis=0) + g.min(axis=0)) / 2 for g in groups])
+            std = np.stack([(g.max(axis=0) - g.min(axis=0)) / 2 for g in groups])
+        else:
+            scaler.mean = np.stack([g.mean(axis=0) for g in groups])
+            std = np.stack([g.std(axis=0) for g in groups])
         scaler.std = np.where(std > 1e-8, std, 1.0)
         return scaler
 

@@ -106,7 +106,8 @@ def train_argv(request: TrainRequest, data: Path, out: Path, threads: int) -> li
         "--data", str(data), "--format", request.format, "--subset", request.subset,
         "--models", ",".join(request.models), "--epochs", str(request.epochs),
         "--window", str(request.window), "--seed", str(request.seed),
-        "--out", str(out), "--threads", str(threads),
+        # One training process: the worker that started the job keeps the other core.
+        "--out", str(out), "--threads", str(threads), "--jobs", "1",
         "--activate" if request.activate else "--no-activate",
     ]  # fmt: skip
 

@@ -13,6 +13,13 @@ trains one network per fold on the other K-1 folds for a fixed number of epochs 
 as the average of its K networks. Out-of-fold predictions (every engine scored by the network
 that never saw it, at every full window) choose the ensemble weights and are the conformal
 calibration scores, so all engines are used for training and for calibration.
+
+With `seeds` = N > 1 (split only), each member is the average of N networks trained with
+different seeds (each with its own early stopping and refit), which cuts the seed-to-seed
+variance of a single network. The networks (members x seeds, or members x folds) are
+independent tasks: `jobs` > 1 trains them in that many processes (spawned, each with the
+caller's torch thread count); seeds depend on the member kind and replica only, so the
+result is the same as training them one after another.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import multiprocessing
+import queue
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -75,6 +85,8 @@ class TrainConfig:
     cal_frac: float = 0.1
     level: float = 0.9
     folds: int = 0
+    seeds: int = 1
+    scaling: str = "zscore"
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -90,6 +102,15 @@ def member_seed(seed: int, kind: str) -> int:
     """A member's seed depends on its kind, not its position, so a member trains identically
     whichever other members are chosen (lstm, gru and tcn keep their former seeds)."""
     return seed + 1000 * MODEL_KINDS.index(kind)
+
+
+# Offset between the seeds of a member's replicas (cross-fit folds use offsets 0..K-1).
+SEED_STRIDE = 100
+
+
+def replica_seed(seed: int, kind: str, replica: int) -> int:
+    """Seed of replica `replica` of a member; replica 0 is the single-network member seed."""
+    return member_seed(seed, kind) + SEED_STRIDE * replica
 
 
 def seed_everything(seed: int) -> None:
@@ -198,46 +219,202 @@ def choose_weights(scores: dict[str, np.ndarray], true: np.ndarray) -> dict[str,
     return {"scheme": chosen, "weights": candidates[chosen], "val_rmse": val, "without": without}
 
 
+Task = tuple[str, int]  # (member kind, replica: seed replica or cross-fit fold)
+TaskFn = Callable[[dict[str, Any], Task, TrainConfig, EpochCallback | None], dict[str, Any]]
+
+# Set in each worker process by `_init_worker`: the training tensors (sent once per
+# process, not once per task) and the queue that carries progress lines to the parent.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(data: dict[str, Any], threads: int, progress: Any) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(data=data, progress=progress)
+
+
+def _in_worker(fn: TaskFn, task: Task, cfg: TrainConfig, report: bool) -> dict[str, Any]:
+    def forward(*args: Any) -> None:
+        _WORKER["progress"].put(args)
+
+    return fn(_WORKER["data"], task, cfg, forward if report else None)
+
+
+def run_tasks(
+    fn: TaskFn,
+    tasks: list[Task],
+    data: dict[str, Any],
+    cfg: TrainConfig,
+    jobs: int,
+    on_epoch: EpochCallback | None,
+) -> list[dict[str, Any]]:
+    """`fn(data, task, cfg, on_epoch)` for every task, in up to `jobs` spawned processes.
+
+    Each process uses this process's torch thread count and every task seeds itself, so the
+    results do not depend on `jobs` or on the order in which tasks finish.
+    """
+    if jobs <= 1 or len(tasks) <= 1:
+        return [fn(data, task, cfg, on_epoch) for task in tasks]
+    ctx = multiprocessing.get_context("spawn")
+    progress = ctx.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                line = progress.get_nowait()
+            except queue.Empty:
+                return
+            if on_epoch:
+                on_epoch(*line)
+
+    with ProcessPoolExecutor(
+        min(jobs, len(tasks)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(data, torch.get_num_threads(), progress),
+    ) as pool:
+        futures = [pool.submit(_in_worker, fn, t, cfg, on_epoch is not None) for t in tasks]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            drain()
+        results = [f.result() for f in futures]
+    drain()
+    return results
+
+
+def _labelled(on_epoch: EpochCallback | None, suffix: str) -> EpochCallback | None:
+    if on_epoch is None or not suffix:
+        return on_epoch
+
+    def progress(label: str, *rest: Any) -> None:
+        on_epoch(f"{label} {suffix}", *rest)
+
+    return progress
+
+
+def _scores(model: nn.Module, x: torch.Tensor, cap: float) -> np.ndarray:
+    return np.clip(_predict(model, x) * cap, 0, cap)
+
+
+def _split_task(
+    data: dict[str, Any], task: Task, cfg: TrainConfig, on_epoch: EpochCallback | None
+) -> dict[str, Any]:
+    """One network of the split protocol: early stopping on validation, then its refit."""
+    kind, replica = task
+    seed = replica_seed(cfg.seed, kind, replica)
+    progress = _labelled(on_epoch, f"seed {replica + 1}/{cfg.seeds}" if cfg.seeds > 1 else "")
+    t0 = time.perf_counter()
+    model, info = train_network(
+        kind, data["x_fit"], data["y_fit"], data["x_val"], data["y_val"], cfg, seed, progress
+    )
+    info["seed"] = seed
+    info["train_seconds"] = time.perf_counter() - t0
+    out = {
+        "val": _scores(model, data["x_val"], cfg.cap),
+        "cal": _scores(model, data["x_cal"], cfg.cap),
+    }
+    if cfg.refit:
+        # Validation engines have chosen the epoch count; now they join the training data
+        # (same seed, same schedule). Calibration engines stay unseen.
+        t0 = time.perf_counter()
+        model, _ = train_network(
+            kind, data["x_all"], data["y_all"], None, None, cfg, seed, progress,
+            info["best_epoch"],
+        )  # fmt: skip
+        info["refit_seconds"] = time.perf_counter() - t0
+    return {**out, "model": model, "info": info}
+
+
+def _fold_task(
+    data: dict[str, Any], task: Task, cfg: TrainConfig, on_epoch: EpochCallback | None
+) -> dict[str, Any]:
+    """One cross-fit network: trained on every fold but `k` for a fixed epoch count."""
+    kind, k = task
+    others = [j for j in range(cfg.folds) if j != k]
+    x_tr = torch.cat([data["train"][j][0] for j in others])
+    y_tr = np.concatenate([data["train"][j][1] for j in others]) / cfg.cap
+    x_held, y_held = data["held_out"][k]
+    t0 = time.perf_counter()
+    model, info = train_network(
+        kind, x_tr, torch.from_numpy(y_tr.astype(np.float32)), x_held, y_held, cfg,
+        member_seed(cfg.seed, kind) + k, _labelled(on_epoch, f"fold {k + 1}/{cfg.folds}"),
+        cfg.epochs,
+    )  # fmt: skip
+    info["train_seconds"] = time.perf_counter() - t0
+    return {"model": model, "info": info, "held_out": _scores(model, x_held, cfg.cap)}
+
+
 def train_ensemble(
     fleet: Fleet,
     input_names: list[str],
     condition_names: list[str] | None = None,
     cfg: TrainConfig | None = None,
     on_epoch: EpochCallback | None = None,
+    jobs: int = 1,
 ) -> Ensemble:
-    """Split engines, fit the scaler on fit engines only, train members, weight and calibrate."""
+    """Split engines, fit the scaler on fit engines only, train members, weight and calibrate.
+
+    `jobs` = processes training networks at the same time (the result does not depend on it).
+    """
     cfg = cfg or TrainConfig()
+    if cfg.seeds < 1:
+        raise ValueError(f"seeds must be >= 1, not {cfg.seeds}")
     if cfg.folds > 1:
-        return _train_cross_fit(fleet, input_names, condition_names, cfg, on_epoch)
+        if cfg.seeds > 1:
+            raise ValueError(
+                "seeds > 1 applies to the split protocol; cross-fitting averages folds"
+            )
+        return _train_cross_fit(fleet, input_names, condition_names, cfg, on_epoch, jobs)
     started = time.perf_counter()
     fit_idx, val_idx, cal_idx = split_engines(len(fleet), cfg.val_frac, cfg.cal_frac, cfg.seed)
-    scaler = Scaler.fit(fleet.subset(fit_idx), input_names, condition_names)
+    scaler = Scaler.fit(fleet.subset(fit_idx), input_names, condition_names, cfg.scaling)
     fleet = fleet.columns(scaler.feature_names)
 
     def tensors(idx: np.ndarray, min_length: int) -> tuple[torch.Tensor, np.ndarray]:
         x, y, _ = fleet_windows(fleet.subset(idx), cfg.window, min_length)
         return torch.from_numpy(scaler.transform(x)), rul_labels(y, cfg.cap)
 
+    def target(y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy((y / cfg.cap).astype(np.float32))
+
     x_fit, y_fit = tensors(fit_idx, 1)
     x_val, y_val = tensors(val_idx, cfg.window)
     x_cal, y_cal = tensors(cal_idx, cfg.window)
-    y_fit_t = torch.from_numpy((y_fit / cfg.cap).astype(np.float32))
+    data: dict[str, Any] = {
+        "x_fit": x_fit, "y_fit": target(y_fit), "x_val": x_val, "y_val": y_val, "x_cal": x_cal,
+    }  # fmt: skip
+    if cfg.refit:
+        x_more, y_more = tensors(val_idx, 1)
+        data["x_all"] = torch.cat([x_fit, x_more])
+        data["y_all"] = target(np.concatenate([y_fit, y_more]))
     log.info("windows: fit %d, validation %d, calibration %d", len(x_fit), len(x_val), len(x_cal))
 
-    models, member_metrics = {}, {}
+    tasks = [(kind, r) for kind in cfg.models for r in range(cfg.seeds)]
+    results = dict(
+        zip(tasks, run_tasks(_split_task, tasks, data, cfg, jobs, on_epoch), strict=True)
+    )
+    models, member_metrics, val_scores, cal_first = {}, {}, {}, {}
     for kind in cfg.models:
-        t0 = time.perf_counter()
-        model, info = train_network(
-            kind, x_fit, y_fit_t, x_val, y_val, cfg, member_seed(cfg.seed, kind), on_epoch
-        )
-        info["train_seconds"] = time.perf_counter() - t0
-        models[kind], member_metrics[kind] = model, info
+        runs = [results[(kind, r)] for r in range(cfg.seeds)]
+        nets = [run["model"] for run in runs]
+        models[kind] = nets[0] if cfg.seeds == 1 else Averaged(nets).eval()
+        val_scores[kind] = np.mean([run["val"] for run in runs], axis=0)
+        cal_first[kind] = np.mean([run["cal"] for run in runs], axis=0)
+        infos = [run["info"] for run in runs]
+        if cfg.seeds == 1:
+            member_metrics[kind] = infos[0]
+        else:
+            member_metrics[kind] = {
+                "params": count_params(models[kind]),
+                "val_rmse": rmse(val_scores[kind], y_val),
+                "best_epoch": [i["best_epoch"] for i in infos],
+                "seed_val_rmse": [i["val_rmse"] for i in infos],
+                "train_seconds": sum(i["train_seconds"] for i in infos),
+                "refit_seconds": sum(i.get("refit_seconds", 0.0) for i in infos),
+                "seeds": [i["seed"] for i in infos],
+                "history": [i["history"] for i in infos],
+            }
 
-    def member_scores(nets: dict[str, nn.Module], x: torch.Tensor) -> dict[str, np.ndarray]:
-        return {k: np.clip(_predict(m, x) * cfg.cap, 0, cfg.cap) for k, m in nets.items()}
-
-    val_scores = member_scores(models, x_val)
-    cal_first = member_scores(models, x_cal)
     weighting = choose_weights(val_scores, y_val)
     modes = {}
     val_pred = sum(weighting["weights"][k] * v for k, v in val_scores.items())
@@ -256,29 +433,9 @@ def train_ensemble(
     # validation at the calibrated level (both figures are recorded in the metrics).
     mode = min(modes, key=lambda m: modes[m]["val_mean_width"])
 
-    if cfg.refit:
-        # Validation engines have chosen the epochs, weights and interval mode; now they
-        # join the training data (each member runs its best epoch count again, same seed).
-        # Calibration engines stay unseen, so the conformal guarantee is untouched.
-        x_more, y_more = tensors(val_idx, 1)
-        x_all = torch.cat([x_fit, x_more])
-        y_all = torch.from_numpy((np.concatenate([y_fit, y_more]) / cfg.cap).astype(np.float32))
-        for kind in cfg.models:
-            t0 = time.perf_counter()
-            epochs = member_metrics[kind]["best_epoch"]
-            models[kind], _ = train_network(
-                kind,
-                x_all,
-                y_all,
-                None,
-                None,
-                cfg,
-                member_seed(cfg.seed, kind),
-                on_epoch,
-                epochs,
-            )
-            member_metrics[kind]["refit_seconds"] = time.perf_counter() - t0
-    cal_scores = member_scores(models, x_cal)
+    hparams = {k: member_hparams(k, cfg) for k in models}
+    if cfg.seeds > 1:
+        hparams = {k: {**h, "replicas": cfg.seeds} for k, h in hparams.items()}
     ens = Ensemble(
         version="",
         models=models,
@@ -287,8 +444,9 @@ def train_ensemble(
         window=cfg.window,
         cap=cfg.cap,
         conformal=Conformal("absolute", cfg.level, 0.0, np.zeros(0)),
-        hparams={k: member_hparams(k, cfg) for k in models},
+        hparams=hparams,
     )
+    cal_scores = {k: _scores(m, x_cal, cfg.cap) for k, m in models.items()}
     cal_pred, cal_spread = ens.combine(cal_scores)
     ens.conformal = Conformal.calibrate(cal_pred, cal_spread, y_cal, mode, cfg.level)
     ens.member_conformal = {
@@ -312,6 +470,7 @@ def train_ensemble(
         "conformal_mode": mode,
         "train_seconds": time.perf_counter() - started,
         "torch_threads": torch.get_num_threads(),
+        "jobs": jobs,
     }
     return ens
 
@@ -322,6 +481,7 @@ def _train_cross_fit(
     condition_names: list[str] | None,
     cfg: TrainConfig,
     on_epoch: EpochCallback | None,
+    jobs: int,
 ) -> Ensemble:
     """K-fold cross-fitting: every engine trains K-1 fold models and is held out by one.
 
@@ -337,46 +497,26 @@ def _train_cross_fit(
     """
     started = time.perf_counter()
     folds = fold_engines(len(fleet), cfg.folds, cfg.seed)
-    scaler = Scaler.fit(fleet, input_names, condition_names)
+    scaler = Scaler.fit(fleet, input_names, condition_names, cfg.scaling)
     fleet = fleet.columns(scaler.feature_names)
 
     def tensors(idx: np.ndarray, min_length: int) -> tuple[torch.Tensor, np.ndarray]:
         x, y, _ = fleet_windows(fleet.subset(idx), cfg.window, min_length)
         return torch.from_numpy(scaler.transform(x)), rul_labels(y, cfg.cap)
 
-    train_sets = [tensors(f, 1) for f in folds]
-    held_out = [tensors(f, cfg.window) for f in folds]
-    y_oof = np.concatenate([y for _, y in held_out])
+    data = {
+        "train": [tensors(f, 1) for f in folds],
+        "held_out": [tensors(f, cfg.window) for f in folds],
+    }
+    y_oof = np.concatenate([y for _, y in data["held_out"]])
+    tasks = [(kind, k) for kind in cfg.models for k in range(cfg.folds)]
+    results = dict(zip(tasks, run_tasks(_fold_task, tasks, data, cfg, jobs, on_epoch), strict=True))
     models, member_metrics, oof = {}, {}, {}
     for kind in cfg.models:
-        t0 = time.perf_counter()
-        nets, infos, scores = [], [], []
-        for k in range(cfg.folds):
-            others = [j for j in range(cfg.folds) if j != k]
-            x_tr = torch.cat([train_sets[j][0] for j in others])
-            y_tr = np.concatenate([train_sets[j][1] for j in others]) / cfg.cap
-            x_held, y_held = held_out[k]
-
-            def progress(label: str, *rest: Any, k: int = k) -> None:
-                if on_epoch:
-                    on_epoch(f"{label} fold {k + 1}/{cfg.folds}", *rest)
-
-            net, info = train_network(
-                kind,
-                x_tr,
-                torch.from_numpy(y_tr.astype(np.float32)),
-                x_held,
-                y_held,
-                cfg,
-                member_seed(cfg.seed, kind) + k,
-                progress,
-                cfg.epochs,
-            )
-            nets.append(net)
-            infos.append(info)
-            scores.append(np.clip(_predict(net, x_held) * cfg.cap, 0, cfg.cap))
-        models[kind] = Averaged(nets).eval()
-        oof[kind] = np.concatenate(scores)
+        runs = [results[(kind, k)] for k in range(cfg.folds)]
+        infos = [run["info"] for run in runs]
+        models[kind] = Averaged([run["model"] for run in runs]).eval()
+        oof[kind] = np.concatenate([run["held_out"] for run in runs])
         curve = np.mean([[h["val_rmse"] for h in f["history"]] for f in infos], axis=0)
         member_metrics[kind] = {
             "params": count_params(models[kind]),
@@ -384,7 +524,7 @@ def _train_cross_fit(
             "fold_val_rmse": [f["val_rmse"] for f in infos],
             "mean_fold_val_rmse_by_epoch": curve.tolist(),
             "history": [f["history"] for f in infos],
-            "train_seconds": time.perf_counter() - t0,
+            "train_seconds": sum(f["train_seconds"] for f in infos),
         }
     weighting = choose_weights(oof, y_oof)
     ens = Ensemble(
@@ -408,7 +548,10 @@ def _train_cross_fit(
     ens.metrics = {
         "config": config,
         "engines": {"folds": [len(f) for f in folds], "total": len(fleet)},
-        "windows": {"train": sum(len(y) for _, y in train_sets), "out_of_fold": len(y_oof)},
+        "windows": {
+            "train": sum(len(y) for _, y in data["train"]),
+            "out_of_fold": len(y_oof),
+        },
         "members": member_metrics,
         "weighting": weighting,
         "validation_rmse": {
@@ -420,5 +563,6 @@ def _train_cross_fit(
         "conformal_mode": "absolute",
         "train_seconds": time.perf_counter() - started,
         "torch_threads": torch.get_num_threads(),
+        "jobs": jobs,
     }
     return ens

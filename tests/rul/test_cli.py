@@ -31,7 +31,7 @@ def test_train_evaluate_smoke(tmp_path: Path) -> None:
     result = runner.invoke(
         cli,
         ["train", "--data", str(data), "--subset", "FD001", "--epochs", "2", "--window", "10",
-         "--out", str(out), "--seed", "1", "--threads", "1"],
+         "--out", str(out), "--seed", "1", "--threads", "1", "--jobs", "1"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "epoch   2/2" in result.output

@@ -96,6 +96,16 @@ def test_scaler_uses_given_rows_only() -> None:
     ).tolist() == [[3.0, 2.0]]
 
 
+def test_minmax_scaler_maps_training_range_onto_minus_one_one() -> None:
+    rows = np.array([[1.0, 10.0], [3.0, 10.0], [2.5, 10.0]])
+    fit = Fleet(["a", "b"], ["1"], [rows], [np.array([2.0, 1.0, 0.0])])
+    scaler = Scaler.fit(fit, ["a", "b"], scaling="minmax")
+    assert scaler.transform(rows).tolist() == [[-1.0, 0.0], [1.0, 0.0], [0.5, 0.0]]
+    assert scaler.transform(np.array([[5.0, 12.0]])).tolist() == [[3.0, 2.0]]
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        Scaler.fit(fit, ["a"], scaling="robust")
+
+
 def test_single_condition_has_no_condition_features(tmp_path: Path) -> None:
     fleet = load_cmapss(write_cmapss(tmp_path), "FD001")
     inputs, conditions = cmapss_inputs(fleet)

@@ -7,7 +7,7 @@ from streamapp.rul.artifacts import load_ensemble, save_ensemble
 from streamapp.rul.data import cmapss_inputs, fleet_windows, fold_engines, load_cmapss, rul_labels
 from streamapp.rul.metrics import rmse
 from streamapp.rul.serving import Ensemble
-from streamapp.rul.training import TrainConfig, choose_weights, train_ensemble
+from streamapp.rul.training import TrainConfig, choose_weights, replica_seed, train_ensemble
 from tests.rul.synthetic import write_cmapss
 
 
@@ -72,3 +72,27 @@ def test_cross_fit_roundtrip_and_determinism(
     fleet = load_cmapss(data, "FD001")
     again = train_ensemble(fleet, *cmapss_inputs(fleet), cfg)
     assert np.array_equal(again.predict(x).rul, ens.predict(x).rul)
+
+
+def test_seed_replicas_trained_in_parallel_equal_sequential_training(tmp_path: Path) -> None:
+    """Members x seeds are independent tasks: 2 processes give exactly the sequential result."""
+    data = write_cmapss(tmp_path / "data", n_train=8)
+    fleet = load_cmapss(data, "FD001")
+    inputs, conditions = cmapss_inputs(fleet)
+    cfg = TrainConfig(models=("gru", "cnn"), epochs=1, window=10, seeds=2, batch_size=64,
+                      val_frac=0.2, cal_frac=0.3, scaling="minmax")  # fmt: skip
+    lines: list[str] = []
+    parallel = train_ensemble(fleet, inputs, conditions, cfg, lambda *a: lines.append(a[0]), 2)
+    sequential = train_ensemble(fleet, inputs, conditions, cfg, jobs=1)
+    assert {"gru seed 1/2", "gru seed 2/2", "cnn refit seed 2/2"} <= set(lines)
+    for name, model in parallel.models.items():
+        assert len(model.nets) == 2 and parallel.hparams[name]["replicas"] == 2
+        assert parallel.metrics["members"][name]["seeds"] == [
+            replica_seed(cfg.seed, name, r) for r in range(2)
+        ]
+    test = load_cmapss(data, "FD001", "test").columns(parallel.feature_names)
+    x = np.stack([s[-cfg.window :] for s in test.series if len(s) >= cfg.window])
+    assert np.array_equal(parallel.predict(x).rul, sequential.predict(x).rul)
+    assert parallel.metrics["validation_rmse"] == sequential.metrics["validation_rmse"]
+    loaded = load_ensemble(save_ensemble(parallel, tmp_path / "models", version="seeds"))
+    assert np.array_equal(loaded.predict(x).rul, parallel.predict(x).rul)
