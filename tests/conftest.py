@@ -79,25 +79,34 @@ def settings_from_env(env: dict[str, str]) -> Settings:
     return Settings(**{key.lower(): value for key, value in env.items()})
 
 
-@pytest.fixture
-def isolated_env(kafka_broker: str, s3_server: str) -> dict[str, str]:
-    """A fresh bucket, consumer group and set of topic names on the session stack."""
+def provision(settings: Settings) -> None:
+    """Create the bucket and the topics of `settings`: inputs, their DLQs, predictions."""
     from streamapp import s3
     from streamapp.kafka import topics
 
-    env = stack_env(kafka_broker, s3_server)
-    settings = settings_from_env(env)
     asyncio.run(s3.ensure_bucket(settings))
     inputs = (settings.topic_telemetry, settings.topic_tesla, settings.topic_features)
     names = [*inputs, *(settings.dlq_topic(name) for name in inputs), settings.topic_predictions]
     specs = [topics.TopicSpec(name, settings.topic_partitions, 1) for name in names]
     asyncio.run(topics.apply(settings, specs))
+
+
+@pytest.fixture
+def isolated_env(kafka_broker: str, s3_server: str) -> dict[str, str]:
+    """A fresh bucket, consumer group and set of topic names on the session stack."""
+    env = stack_env(kafka_broker, s3_server)
+    provision(settings_from_env(env))
     return env
 
 
 @pytest.fixture
 def start_worker(tmp_path: Path, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator:
-    """Factory of worker subprocesses; every one is stopped after the test."""
+    """Factory of worker subprocesses; every one is killed after the test.
+
+    SIGKILL, not a graceful stop: the test has checked what it needed, the product is
+    built to survive a SIGKILL at any moment, and a stop that waits for in-flight
+    messages can cost its whole timeout (20 s) per worker.
+    """
     workers: list[WorkerProcess] = []
 
     def start(
@@ -114,4 +123,4 @@ def start_worker(tmp_path: Path, artifacts_dir: Path, request: pytest.FixtureReq
 
     yield start
     for worker in workers:
-        worker.stop()
+        worker.kill()

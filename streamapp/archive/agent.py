@@ -121,12 +121,14 @@ class Archiver:
                 now = time.monotonic()
             current = app.consumer_generation_id
             if message.generation_id != current:
+                drain.untrack(app.consumer, [message])
                 continue
             if current != self.generation:
                 self._new_generation(current)
             key = message.tp
             offset = message.offset
             if offset <= last_seen.get(key, -1):
+                drain.untrack(app.consumer, [message])
                 continue
             last_seen[key] = offset
             resume = self.resume.get(key)

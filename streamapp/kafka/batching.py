@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 import faust
 from faust.types import TP, Message
 
-from streamapp.kafka.drain import ack_all
+from streamapp.kafka.drain import ack_all, untrack
 from streamapp.kafka.events import current_message
 from streamapp.kafka.produce import send_all
 
@@ -84,6 +84,8 @@ async def run_batches(
             raise
         if app.consumer_generation_id == generation:
             ack_all(app.consumer, current)
+        else:
+            untrack(app.consumer, current)
 
     rest: list[Message] = []
     running: asyncio.Task[None] | None = None  # the previous batch's finish
@@ -94,9 +96,13 @@ async def run_batches(
             messages, rest = rest[:max_], rest[max_:]
             generation = app.consumer_generation_id
             if not app.flow_control.is_active():
+                untrack(app.consumer, messages)
+                untrack(app.consumer, rest)
                 rest = []
                 continue
             current = [message for message in messages if message.generation_id == generation]
+            if len(current) < len(messages):
+                untrack(app.consumer, [m for m in messages if m.generation_id != generation])
             finish = None
             if current:
                 try:
@@ -112,6 +118,8 @@ async def run_batches(
                 running = asyncio.create_task(complete(finish, current, generation))
             elif app.consumer_generation_id == generation:
                 ack_all(app.consumer, current)
+            else:
+                untrack(app.consumer, current)
     finally:
         if running is not None:
             running.cancel()

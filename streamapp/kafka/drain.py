@@ -196,6 +196,13 @@ def ack_all(consumer: Any, messages: list[Message]) -> None:
                     message.on_final_ack(consumer)
 
 
+def untrack(consumer: Any, messages: list[Message]) -> None:
+    """Forget messages dropped unacked (they come again after the rebalance): Faust's
+    revocation waits until every message it tracks is acked or garbage, and a dropped
+    message still referenced anywhere (another agent's last batch) would block it."""
+    consumer._unacked_messages.difference_update(messages)
+
+
 class RoutedTopic(faust.Topic):
     """A topic subscribed and acked like any other, whose messages only a route delivers.
 

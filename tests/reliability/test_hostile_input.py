@@ -10,36 +10,22 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
-from streamapp.features.agent import extractor_from
 from streamapp.ingest.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, parse_headers
 from streamapp.rul.artifacts import load_active
-from tests.conftest import ROOT, settings_from_env
+from tests.conftest import settings_from_env
 from tests.reliability import corpus
-from tests.reliability.expected import (
-    check_identical_repeats,
-    check_predictions,
-    check_windows,
-    expected_predictions,
-    expected_windows,
-    telemetry_records,
-)
-from tests.reliability.traffic import collect, predictions_of, produce, windows_of
+from tests.reliability.pipeline import MODELS, PIPELINE_ENV, Emitted, Expected
+from tests.reliability.traffic import Collected, collect, produce
 
 pytestmark = pytest.mark.integration
 
 PER_TOPIC = 10_000
 BAD_PER_TOPIC = 2_500
-HOSTILE_ENV = {
-    "WINDOW_KIND": "tumbling",
-    "WINDOW_SIZE": "5",
-    "WINDOW_GRACE": "2",
-    "FEATURE_BATCH_WITHIN_S": "0.2",
-    "MODELS_DIR": str(ROOT / "models"),
-}
+HOSTILE_ENV = {**PIPELINE_ENV, "WINDOW_KIND": "tumbling", "WINDOW_SIZE": "5"}
 
 
 def is_agent_letter(key: bytes | None) -> bool:
@@ -50,11 +36,11 @@ def is_agent_letter(key: bytes | None) -> bool:
 def test_corpus_has_at_least_fifteen_kinds_per_input_topic_family() -> None:
     kinds = {*corpus.TELEMETRY_KINDS, *corpus.TESLA_KINDS, *corpus.FEATURES_KINDS}
     assert len(corpus.TELEMETRY_KINDS) >= 15 and len(kinds) >= 30
-    assert load_active(ROOT / "models").feature_names == corpus.MODEL_FEATURES
+    assert load_active(MODELS).feature_names == corpus.MODEL_FEATURES
 
 
 def test_hostile_input_is_dead_lettered_and_changes_no_valid_output(
-    isolated_env: dict[str, str], start_worker, artifacts_dir: Path
+    isolated_env: dict[str, str], start_worker
 ) -> None:
     env = {**isolated_env, **HOSTILE_ENV}
     settings = settings_from_env(env)
@@ -70,17 +56,13 @@ def test_hostile_input_is_dead_lettered_and_changes_no_valid_output(
         settings.topic_features: corpus.valid_features(30, valid, seed=6),
     }
     traffic = {topic: corpus.mix(good[topic], bad[topic], seed=7) for topic in bad}
-    spec = extractor_from(settings).spec
-    windows = expected_windows(
-        spec,
-        telemetry_records(
-            good[settings.topic_telemetry], good[settings.topic_tesla], settings.max_payload_bytes
-        ),
-    )
+    expected = Expected.of(settings, good[settings.topic_telemetry], good[settings.topic_tesla])
     unpredictable = sorted(
-        key for key, record in windows.items() if "s2_mean" not in record["features"]
+        key for key, record in expected.windows.items() if "s2_mean" not in record["features"]
     )
-    assert unpredictable and len(unpredictable) < len(windows)
+    assert unpredictable and len(unpredictable) < len(expected.windows)
+    # Each valid upstream features record is predicted too; Tesla windows lack the features.
+    expected = replace(expected, predictions=valid + len(expected.windows) - len(unpredictable))
 
     worker = start_worker(env)
     worker.wait_ready()
@@ -99,14 +81,11 @@ def test_hostile_input_is_dead_lettered_and_changes_no_valid_output(
         dlq[settings.topic_tesla]: BAD_PER_TOPIC,
         dlq[settings.topic_features]: BAD_PER_TOPIC + len(unpredictable),
     }
-    want_predictions = valid + len(windows) - len(unpredictable)
 
-    def complete(found) -> bool:
-        return (
-            all(len(found.records[t]) >= n for t, n in want_letters.items())
-            and len(windows_of(found.values(settings.topic_features))) >= len(windows)
-            and len(predictions_of(found.values(settings.topic_predictions))) >= want_predictions
-        )
+    def complete(found: Collected) -> bool:
+        return all(len(found.records[t]) >= n for t, n in want_letters.items()) and Emitted.read(
+            settings, found
+        ).reached(expected)
 
     found = asyncio.run(
         collect(
@@ -139,17 +118,7 @@ def test_hostile_input_is_dead_lettered_and_changes_no_valid_output(
         assert parse_headers(list(letter.headers))[REASON_HEADER].startswith("missing features:")
 
     # The valid traffic's output is the fault-free one.
-    emitted = windows_of(found.values(settings.topic_features))
-    check_windows(emitted, windows)
-    ensemble = load_active(ROOT / "models")
-    predictions = predictions_of(found.values(settings.topic_predictions))
-    check_identical_repeats(predictions)
-    check_predictions(
-        predictions,
-        expected_predictions(
-            ensemble, found.values(settings.topic_features), settings.max_payload_bytes
-        ),
-    )
+    Emitted.read(settings, found).check(expected)
 
     # One worker process from start to end, and no agent crashed inside it.
     assert worker.alive() and worker.process.pid == pid

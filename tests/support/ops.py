@@ -27,7 +27,8 @@ Families = dict[str, Any]
 def running_worker(
     kafka_broker: str, s3_server: str, state_dir: Path, log: Path, **extra_env: str
 ) -> Iterator[tuple[WorkerProcess, dict[str, str]]]:
-    """A ready worker on fresh topics, group and bucket; stopped on exit."""
+    """A ready worker on fresh topics, group and bucket; killed on exit (see the
+    `start_worker` fixture for why)."""
     env = stack_env(kafka_broker, s3_server, **extra_env)
     asyncio.run(s3.ensure_bucket(settings_from_env(env)))
     log.unlink(missing_ok=True)
@@ -36,7 +37,7 @@ def running_worker(
         worker.wait_ready(timeout=120)
         yield worker, env
     finally:
-        worker.stop()
+        worker.kill()
 
 
 def scrape(worker: WorkerProcess) -> Families:
