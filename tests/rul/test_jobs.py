@@ -67,7 +67,7 @@ def test_the_job_runs_the_train_command_with_the_request_s_options(tmp_path: Pat
     assert options == {
         "--data": str(tmp_path / "data"), "--format": "cmapss", "--subset": "FD001",
         "--models": "gru", "--epochs": "2", "--window": "10", "--seed": "3",
-        "--out": str(tmp_path / "models"), "--threads": "1",
+        "--out": str(tmp_path / "models"), "--threads": "1", "--jobs": "1",
     }  # fmt: skip
     assert argv[-1] == "--no-activate"
 
