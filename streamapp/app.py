@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from streamapp.features.store import limit_malloc_arenas, store_url
 from streamapp.kafka import consumer
 from streamapp.kafka.config import faust_broker_url, faust_credentials
 from streamapp.kafka.startup import wait_for_brokers
@@ -31,13 +32,14 @@ class StreamApp(faust.App):
 
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app with settings suited to both the embedded broker and Kafka."""
+    limit_malloc_arenas(settings.malloc_arena_max)  # before any thread allocates
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = StreamApp(
         settings,
         settings.kafka_group_id,
         broker=faust_broker_url(settings),
         broker_credentials=faust_credentials(settings),
-        store="rocksdb://",
+        store=store_url(settings),
         datadir=str(settings.data_dir / "faust"),
         web_host=settings.web_host,
         web_bind=settings.web_host,

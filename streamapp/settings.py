@@ -173,6 +173,40 @@ class Settings(BaseSettings):
     feature_batch_within_s: float = Field(
         1.0, gt=0, description="Longest wait to fill a feature batch (bounds emission delay)."
     )
+    window_idle_timeout: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds of event time, on the clock of the asset's partition (the "
+        "largest ts seen there), after an asset's last record when its open windows are "
+        "emitted and its state is deleted from the table; records older than that clock "
+        "minus this are late for every asset. At least window size + grace.",
+    )
+    feature_state_cache_assets: int = Field(
+        10000,
+        ge=1,
+        description="Decoded asset states the feature agent keeps in memory (least "
+        "recently used dropped first; the RocksDB table stays the truth).",
+    )
+
+    # --- Worker memory (RocksDB: every table of a worker) ---------------------------
+    rocksdb_memory_bytes: int = Field(
+        128 * MiB,
+        ge=8 * MiB,
+        description="RocksDB memory of a worker, all tables and partitions together: one "
+        "LRU block cache that data, index and filter blocks and the memtables are charged to.",
+    )
+    rocksdb_write_buffer_bytes: int = Field(
+        32 * MiB,
+        ge=4 * MiB,
+        description="Part of ROCKSDB_MEMORY_BYTES that memtables may take before RocksDB "
+        "flushes them to disk (one memtable is a quarter of it).",
+    )
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        description="glibc malloc arenas of a worker process (0: glibc's default, up to 8 "
+        "per core, one per allocating thread, whose freed memory stays scattered).",
+    )
 
     # --- RUL serving -------------------------------------------------------------
     rul_batch_size: int = Field(512, ge=1, description="Most feature records per inference.")

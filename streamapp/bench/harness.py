@@ -23,6 +23,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streamapp.features.store import store_url
 from streamapp.kafka import consumer
 from streamapp.kafka.config import aiokafka_kwargs, faust_broker_url
 from streamapp.kafka.drain import install as install_batched_drain
@@ -152,7 +153,7 @@ def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
     app = faust.App(
         settings.kafka_group_id,
         broker=faust_broker_url(settings),
-        store="rocksdb://",
+        store=store_url(settings),
         datadir=str(data_dir),
         web_enabled=False,
         topic_partitions=partitions,

@@ -7,11 +7,13 @@ per-message delivery. Per batch (up to `feature_batch_size` messages or
 `feature_batch_within_s` seconds, `streamapp.kafka.batching`) it decodes, repartitions
 misrouted records, applies the batch to each asset's state, publishes closed windows
 and late records and waits for the broker to have them, then writes each touched
-asset's state once (one RocksDB put, one changelog record, acknowledged), and only
-then acks the input messages, so Faust never commits an offset whose effect is not in the changelog.
-The state carries the offsets it has applied, so a redelivered record is skipped; a
-batch that straddles a rebalance writes no state and acks nothing (it comes again).
-See the README, "Exactly-once state on an at-least-once broker".
+asset's state once (one RocksDB put, one changelog record, acknowledged), then each
+partition's clock, then deletes the assets that expired, and only then acks the input
+messages, so Faust never commits an offset whose effect is not in the changelog.
+The state carries the offsets it has applied, so a redelivered record is skipped; the
+partition clock carries them too, for the assets deleted since. A batch that straddles
+a rebalance writes no state and acks nothing (it comes again). See the README,
+"Exactly-once state on an at-least-once broker" and "Silent assets expire".
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from faust.types import Message
+from faust.types import TP, Message
 
 from streamapp.features import metrics
+from streamapp.features.partition import ExpiryIndex, PartitionClock, StateCache, clock_key
 from streamapp.features.windows import (
     DIRECT,
     AssetState,
@@ -42,6 +46,7 @@ from streamapp.ingest.validation import Invalid, validate_telemetry
 from streamapp.kafka import drain
 from streamapp.kafka.batching import run_batches, write_table
 from streamapp.kafka.events import current_message
+from streamapp.kafka.produce import send_all
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -62,7 +67,11 @@ def home_partition(asset_id: bytes, partitions: int) -> int:
 
 def extractor_from(settings: Settings) -> FeatureExtractor:
     spec = WindowSpec.build(
-        settings.window_kind, settings.window_size, settings.window_step, settings.window_grace
+        settings.window_kind,
+        settings.window_size,
+        settings.window_step,
+        settings.window_grace,
+        settings.window_idle_timeout,
     )
     return FeatureExtractor(spec, settings.feature_signals, settings.feature_names)
 
@@ -114,20 +123,19 @@ def register(app: faust.App, settings: Settings) -> None:
         value_type=bytes,
         help="Per-asset open windows (moment accumulators) and applied offsets.",
     )
+    state = FeatureTable(table, extractor.spec, settings.feature_state_cache_assets)
     open_windows: dict[str, int] = {}
-    # Decoded states of this worker's assets, valid until the next rebalance: the table
-    # (and its changelog) stays the truth, the cache only saves decoding it every batch.
-    cache: dict[str, AssetState] = {}
     homes: dict[bytes, int] = {}
+    expire_limit = settings.feature_batch_size
 
     @app.on_partitions_revoked.connect
     async def _forget_states(app: faust.App, revoked: object, **kwargs: object) -> None:
-        cache.clear()
+        state.forget()
         open_windows.clear()
 
     @app.on_partitions_assigned.connect
     async def _forget_states_again(app: faust.App, assigned: object, **kwargs: object) -> None:
-        cache.clear()
+        state.forget()
 
     @app.agent(source, name="features")
     async def extract_features(stream: faust.StreamT) -> None:
@@ -141,7 +149,7 @@ def register(app: faust.App, settings: Settings) -> None:
             settings.feature_batch_size,
             settings.feature_batch_within_s,
             apply_batch,
-            cache.clear,
+            state.forget,
         )
 
     async def apply_batch(messages: list[Message]) -> None:
@@ -150,50 +158,113 @@ def register(app: faust.App, settings: Settings) -> None:
         by_asset: dict[str, list[Record]] = {}
         last_message: dict[str, Message] = {}
         sent: list[Awaitable[Any]] = []
+        clocks: dict[int, PartitionClock] = {}  # each partition's, advanced by this batch
+        anchors: dict[int, Message] = {}  # a message of each partition: table access
+        guarded = 0
         for message in messages:
             record = _decode(message, homes, repartition_name, partitions, max_bytes)
             if isinstance(record, Record):
-                by_asset.setdefault(record.asset_id, []).append(record)
+                partition = message.partition
+                clock = clocks.get(partition)
+                if clock is None:
+                    clock = clocks[partition] = state.clock(message).copy()
+                anchors[partition] = message
+                done = state.clock(message).offsets.get(record.source, -1)
+                clock.advance(record.telemetry.ts_ms, record.source, record.offset)
+                if record.offset <= done:
+                    guarded += 1  # applied before, and its asset may have expired since
+                    continue
+                by_asset.setdefault(record.asset_id, []).append(
+                    replace(record, stream_ms=clock.stream_ms)
+                )
                 last_message[record.asset_id] = message
             elif isinstance(record, tuple):
                 sent.append(await _forward(repartition, message, *record))
                 metrics.RECORDS.labels("forwarded").inc()
             else:
                 metrics.RECORDS.labels(record).inc()
-        if not by_asset:
+        if not clocks:
             await asyncio.gather(*sent)
             return
-        states = {}
+        states: dict[str, AssetState] = {}
+        stream_end: dict[str, float] = {}
         for asset_id, message in last_message.items():
-            state = cache.get(asset_id)
-            if state is None:
-                with current_message(message):
-                    stored = table.get(asset_id.encode())
-                if stored is not None:
-                    state = AssetState.from_bytes(stored)
-            if state is not None:
-                states[asset_id] = state
-        result = extractor.process(by_asset, states)
-        cache.update(result.states)
+            found = state.load(asset_id, message)
+            if found is not None:
+                states[asset_id] = found
+            stream_end[asset_id] = clocks[message.partition].stream_ms
+        result = extractor.process(by_asset, states, stream_end)
+        state.remember(result)
         await _publish(result, output, dlq, sent)
         if app.consumer_generation_id != generation:
             # Rebalanced meanwhile: these messages come again, maybe to another worker.
-            cache.clear()
+            state.forget()
             return
+        # States first, then the clocks (whose offsets now cover this batch), then the
+        # deletions: a crash between any two leaves nothing a replay would get wrong.
+        if result.states:
+            await write_table(
+                table,
+                {
+                    asset_id.encode(): (new.to_bytes(), last_message[asset_id])
+                    for asset_id, new in result.states.items()
+                },
+            )
         await write_table(
             table,
-            {
-                asset_id.encode(): (state.to_bytes(), last_message[asset_id])
-                for asset_id, state in result.states.items()
-            },
+            {clock_key(p): (clock.to_bytes(), anchors[p]) for p, clock in clocks.items()},
         )
-        for asset_id, state in result.states.items():
-            open_windows[asset_id] = extractor.open_windows(state)
-        metrics.WINDOWS_OPEN.set(sum(open_windows.values()))
-        metrics.REPLAYED_EVENTS.inc(result.replayed)
+        state.clocks.update(clocks)
+        for asset_id, new in result.states.items():
+            state.index(last_message[asset_id].partition).set(asset_id, new.watermark)
+            open_windows[asset_id] = extractor.open_windows(new)
+        await _forget_expired(result, last_message)
+        metrics.REPLAYED_EVENTS.inc(result.replayed + guarded)
         metrics.RECORDS.labels("applied").inc(result.applied)
-        metrics.RECORDS.labels("replayed").inc(result.replayed)
+        metrics.RECORDS.labels("replayed").inc(result.replayed + guarded)
         metrics.RECORDS.labels("rejected").inc(len(result.rejected))
+        await _expire_silent(clocks, anchors, generation)
+
+    async def _expire_silent(
+        clocks: dict[int, PartitionClock], anchors: dict[int, Message], generation: int
+    ) -> None:
+        """Expire the silent assets the partition clocks have passed, a batch-size chunk at
+        a time (each chunk's windows are published before its states are deleted)."""
+        while app.consumer_generation_id == generation:
+            states: dict[str, AssetState] = {}
+            stream_end: dict[str, float] = {}
+            homes_of: dict[str, Message] = {}
+            for partition, clock in clocks.items():
+                index = state.index(partition)
+                for asset_id in index.due(clock.stream_ms, expire_limit - len(states)):
+                    found = state.load(asset_id, anchors[partition])
+                    if found is None:
+                        index.remove(asset_id)
+                        continue
+                    states[asset_id] = found
+                    stream_end[asset_id] = clock.stream_ms
+                    homes_of[asset_id] = anchors[partition]
+            if not states:
+                return
+            result = extractor.process({}, states, stream_end)
+            state.remember(result)
+            await _publish(result, output, dlq, [])
+            if app.consumer_generation_id != generation or not result.expired:
+                state.forget()
+                return
+            await _forget_expired(result, homes_of)
+
+    async def _forget_expired(result: BatchResult, homes_of: dict[str, Message]) -> None:
+        """Delete the expired assets' states (table, changelog, cache, index, gauge)."""
+        if result.expired:
+            await delete_from_table(
+                table, {asset_id.encode(): homes_of[asset_id] for asset_id in result.expired}
+            )
+        for asset_id in result.expired:
+            state.index(homes_of[asset_id].partition).remove(asset_id)
+            open_windows.pop(asset_id, None)
+        metrics.ASSETS_EXPIRED.inc(len(result.expired))
+        metrics.WINDOWS_OPEN.set(sum(open_windows.values()))
 
     async def _publish(
         result: BatchResult,
@@ -221,6 +292,74 @@ def register(app: faust.App, settings: Settings) -> None:
             metrics.WINDOWS_EMITTED.inc()
             if emission.closed_at_ms == emission.closed_at_ms:
                 metrics.FEATURE_LATENCY.observe(max(0.0, now_ms - emission.closed_at_ms) / 1000)
+
+
+class FeatureTable:
+    """The feature table and what this worker derives from it, for the partitions it owns.
+
+    Decoded states (a bounded LRU), each partition's stored clock and expiry index. All
+    of it is dropped after a rebalance or a failed batch and read again from the table,
+    which (with its changelog) stays the truth.
+    """
+
+    def __init__(self, table: faust.Table, spec: WindowSpec, cache_size: int) -> None:
+        self.table = table
+        self.spec = spec
+        self.cache: StateCache[AssetState] = StateCache(cache_size)
+        self.clocks: dict[int, PartitionClock] = {}
+        self.indexes: dict[int, ExpiryIndex] = {}
+
+    def forget(self) -> None:
+        self.cache.clear()
+        self.clocks.clear()
+        self.indexes.clear()
+
+    def load(self, asset_id: str, message: Message) -> AssetState | None:
+        """The asset's state (`message`: one of its partition's), None if it has none."""
+        state = self.cache.get(asset_id)
+        if state is None:
+            with current_message(message):
+                stored = self.table.get(asset_id.encode())
+            if stored is not None:
+                state = AssetState.from_bytes(stored)
+        return state
+
+    def clock(self, message: Message) -> PartitionClock:
+        """The stored clock of `message`'s partition."""
+        clock = self.clocks.get(message.partition)
+        if clock is None:
+            with current_message(message):
+                stored = self.table.get(clock_key(message.partition))
+            clock = PartitionClock.from_bytes(stored) if stored is not None else PartitionClock()
+            self.clocks[message.partition] = clock
+        return clock
+
+    def index(self, partition: int) -> ExpiryIndex:
+        """The expiry index of an active partition, built from its stored states once."""
+        index = self.indexes.get(partition)
+        if index is None:
+            db = self.table.data._db_for_partition(partition)
+            index = self.indexes[partition] = ExpiryIndex.scan(self.spec, db.items())
+        return index
+
+    def remember(self, result: BatchResult) -> None:
+        for asset_id, state in result.states.items():
+            self.cache.put(asset_id, state)
+        for asset_id in result.expired:
+            self.cache.pop(asset_id)
+
+
+async def delete_from_table(table: faust.Table, deletions: dict[bytes, Message]) -> None:
+    """Delete keys from the partition of each key's message; wait for the tombstones."""
+    store = table.data
+    changelog = table.changelog_topic.get_topic_name()
+    for key, message in deletions.items():
+        # Faust's own delete tries every open partition database (standbys too) when
+        # its small key index misses; the key's partition is known here.
+        store._db_for_partition(message.partition).delete(key)
+    records = [(key, None, message.partition) for key, message in deletions.items()]
+    for partition, offset in (await send_all(table.app, changelog, records)).items():
+        store.set_persisted_offset(TP(changelog, partition), offset)
 
 
 def _decode(

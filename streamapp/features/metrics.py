@@ -26,6 +26,10 @@ LATE_EVENTS = Counter(
     "streamapp_feature_late_events_total",
     "Telemetry records that arrived after their window closed, sent to the DLQ as `late`.",
 )
+ASSETS_EXPIRED = Counter(
+    "streamapp_feature_assets_expired_total",
+    "Assets silent for the idle timeout: their last windows emitted, their state deleted.",
+)
 REPLAYED_EVENTS = Counter(
     "streamapp_feature_replayed_events_total",
     "Redelivered records skipped because the asset state had already applied their offset.",

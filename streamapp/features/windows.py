@@ -3,9 +3,21 @@
 Windows are per asset and driven by that asset's own event time: its watermark is the
 largest `ts` it has applied. Replaying an asset's records in offset order therefore
 reproduces the same state, the same late records and the same emissions, whatever
-the batching, the worker or the wall clock (a per-partition watermark would depend on
-how other assets' records interleave). The cost: an asset that goes silent keeps its
-last windows open until it speaks again.
+the batching, the worker or the wall clock (a per-partition watermark would close an
+asset's windows at a point that depends on how other assets' records interleave).
+
+Only silence is judged on the partition's clock, so that the table forgets assets
+that stopped reporting: `stream_ms`, the largest `ts` of the records of the asset's
+partition up to and including the record at hand. An asset *expires* once that clock
+reaches its watermark + the idle timeout: its open windows are emitted as they are
+and its state is deleted. Nothing of it is kept, so lateness must not need it: a record
+is also late when its earliest window starts at or before the *horizon*, the clock
+minus the idle timeout (for cycle windows: when its `ts` is at or before it). Every
+window an expired asset emitted starts at or before its watermark, which is at or
+before the horizon from then on, so no later record can reopen one. Both rules are
+decided per record on the clock as it stood at that record, and an asset expiring at
+the end of a batch has no later record in it, so the emissions and late records do not
+depend on the batching either.
 
 Each record updates exactly one *pane*: the window itself for tumbling windows, a
 slice of gcd(size, step) for hopping windows (a hopping window merges its panes when
@@ -35,6 +47,7 @@ SOURCE = "streamapp-features"
 LATE = "late"
 DIRECT = -1
 NO_CYCLE = "late: no cycle field, required by cycle windows"
+EMIT_CHUNK = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +58,33 @@ class WindowSpec:
     size_ms: int
     step_ms: int
     grace_ms: float
+    idle_ms: float = math.inf
 
     @classmethod
     def build(
-        cls, kind: WindowKind, size_s: float, step_s: float | None, grace_s: float
+        cls,
+        kind: WindowKind,
+        size_s: float,
+        step_s: float | None,
+        grace_s: float,
+        idle_s: float | None = None,
     ) -> WindowSpec:
+        """`idle_s`: the idle timeout after which an asset expires (None: never)."""
         size_ms = round(size_s * 1000)
         step_ms = size_ms if kind != "hopping" or step_s is None else round(step_s * 1000)
         if size_ms <= 0 or step_ms <= 0:
             raise ValueError("window size and step must be at least 1 ms")
         if kind == "hopping" and step_ms > size_ms:
             raise ValueError("hopping windows need step <= size")
-        return cls(kind, size_ms, step_ms, grace_s * 1000.0)
+        grace_ms = grace_s * 1000.0
+        idle_ms = math.inf if idle_s is None else idle_s * 1000.0
+        # Shorter, and an asset reporting on time would have its newest window closed
+        # by silence before its own clock could close it.
+        least = grace_ms if kind == "cycle" else size_ms + grace_ms
+        if idle_ms < least:
+            what = "grace" if kind == "cycle" else "size + grace"
+            raise ValueError(f"the idle timeout must be at least {what} ({least / 1000:g} s)")
+        return cls(kind, size_ms, step_ms, grace_ms, idle_ms)
 
     @property
     def pane_ms(self) -> int:
@@ -81,8 +109,22 @@ class WindowSpec:
 
     def is_late(self, ts_ms: float, watermark: float) -> bool:
         """True when the earliest window containing `ts_ms` has already closed."""
-        first = math.floor((ts_ms - self.size_ms) / self.step_ms) * self.step_ms + self.step_ms
-        return first + self.size_ms + self.grace_ms <= watermark
+        return self._first_start(ts_ms) + self.size_ms + self.grace_ms <= watermark
+
+    def _first_start(self, ts_ms: float) -> int:
+        return math.floor((ts_ms - self.size_ms) / self.step_ms) * self.step_ms + self.step_ms
+
+    def expires_at(self, watermark: float) -> float:
+        """The partition clock at which an asset with this watermark expires."""
+        return watermark + self.idle_ms
+
+    def beyond_horizon(self, ts_ms: float, stream_ms: float) -> bool:
+        """True when a record is late for every asset: its window may have been emitted
+        by an asset that has expired since (see the module docstring)."""
+        horizon = stream_ms - self.idle_ms
+        if self.kind == "cycle":
+            return ts_ms <= horizon
+        return self._first_start(ts_ms) <= horizon
 
 
 @dataclass(slots=True)
@@ -172,6 +214,11 @@ class AssetState:
             )
         return cls(offsets, watermark, max_cycle, closed_cycle, names, panes)
 
+    @classmethod
+    def watermark_of(cls, data: bytes) -> float:
+        """The watermark of a serialised state, without decoding the rest."""
+        return struct.unpack_from("<d", data, 2)[0]
+
     def padded(self, pane: Pane) -> np.ndarray:
         """The pane's accumulators with a row for every signal the asset has seen."""
         missing = len(self.names) - len(pane.acc)
@@ -187,6 +234,8 @@ class Record:
     `source` names the offset sequence `offset` belongs to: DIRECT for the asset's own
     `telemetry` partition, else the `telemetry` partition a repartitioned record came
     from (its original offset travels with it, so a re-forwarded copy is recognised).
+    `stream_ms` is the clock of the asset's partition at this record (this record
+    included); the default never expires anything.
     """
 
     asset_id: str
@@ -195,6 +244,7 @@ class Record:
     telemetry: Telemetry
     kafka_ts_ms: float
     ref: Any = None
+    stream_ms: float = -math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +259,10 @@ class Emission:
 
 @dataclass(slots=True)
 class BatchResult:
+    """`states`: to write; `expired`: to delete after that (see `FeatureExtractor.process`)."""
+
     states: dict[str, AssetState] = field(default_factory=dict)
+    expired: list[str] = field(default_factory=list)
     emissions: list[Emission] = field(default_factory=list)
     rejected: list[tuple[Any, str]] = field(default_factory=list)
     replayed: int = 0
@@ -259,24 +312,43 @@ class FeatureExtractor:
         self._keys: dict[str, list[str]] = {}
 
     def process(
-        self, records: dict[str, list[Record]], states: dict[str, AssetState]
+        self,
+        records: dict[str, list[Record]],
+        states: dict[str, AssetState],
+        stream_end: dict[str, float] | None = None,
     ) -> BatchResult:
         """Apply each asset's records (in offset order) to its state; close what is due.
 
-        `states` holds the current state of the assets that have one; the result's
-        `states` holds the new state of every asset of the batch.
+        `states` holds the current state of the assets that have one (it may hold
+        assets without records, to be checked for expiry); `stream_end` the clock of
+        each asset's partition at the end of the batch. The result's `states` holds the
+        new state of every asset of the batch; `expired` the assets that expired at the
+        end of the batch, whose windows are all emitted now: delete them, but only after
+        their new state (if any), which records the offsets they applied, is written.
         """
         result = BatchResult()
-        pending: dict[tuple[str, int], _Samples] = {}
-        progress: dict[str, _Progress] = {}
+        pending: dict[tuple[int, int], _Samples] = {}
+        retired: list[tuple[str, AssetState, _Progress]] = []
+        lives: dict[str, tuple[AssetState, _Progress]] = {}
         for asset_id, asset_records in records.items():
             state = states.get(asset_id) or AssetState()
-            result.states[asset_id] = state
-            progress[asset_id] = self._apply(asset_id, state, asset_records, pending, result)
+            lives[asset_id] = self._apply(asset_id, state, asset_records, pending, result, retired)
+        for asset_id, state in states.items():
+            if asset_id not in lives:
+                lives[asset_id] = (state, _Progress(state.watermark))
         self._accumulate(pending.values())
         closing: list[_Closing] = []
-        for asset_id, state in result.states.items():
-            self._close(asset_id, state, progress[asset_id], closing)
+        for asset_id, state, progress in retired:
+            self._close(asset_id, state, progress, closing, expired=True)
+        ends = stream_end or {}
+        for asset_id, (state, progress) in lives.items():
+            end = ends.get(asset_id)
+            expired = end is not None and self.spec.expires_at(state.watermark) <= end
+            self._close(asset_id, state, progress, closing, expired)
+            if asset_id in records:
+                result.states[asset_id] = state
+            if expired:
+                result.expired.append(asset_id)
         self._emit(closing, result)
         return result
 
@@ -285,10 +357,12 @@ class FeatureExtractor:
         asset_id: str,
         state: AssetState,
         asset_records: list[Record],
-        pending: dict[tuple[str, int], _Samples],
+        pending: dict[tuple[int, int], _Samples],
         result: BatchResult,
-    ) -> _Progress:
-        """Sequential part: offset guard, lateness, watermark, pane choice, cycle closing."""
+        retired: list[tuple[str, AssetState, _Progress]],
+    ) -> tuple[AssetState, _Progress]:
+        """Sequential part: offset guard, expiry, lateness, watermark, pane choice, cycle
+        closing. Returns the asset's state after its records (a new one if it expired)."""
         spec = self.spec
         cycles = spec.kind == "cycle"
         known = set(state.names)
@@ -297,9 +371,23 @@ class FeatureExtractor:
             if record.offset <= state.offsets.get(record.source, -1):
                 result.replayed += 1
                 continue
+            if state.watermark > -math.inf and spec.expires_at(state.watermark) <= record.stream_ms:
+                # Expired before this record: its windows go out as they are (once this
+                # batch's samples are in) and the record starts from nothing, exactly as
+                # if the state had been deleted at the end of an earlier batch.
+                retired.append((asset_id, state, progress))
+                state = AssetState(offsets=state.offsets)
+                known = set()
+                progress = _Progress(state.watermark)
             state.offsets[record.source] = record.offset
             telemetry = record.telemetry
             ts = telemetry.ts_ms
+            if spec.beyond_horizon(ts, record.stream_ms):
+                if cycles and telemetry.cycle is None:
+                    result.rejected.append((record.ref, NO_CYCLE))
+                else:
+                    result.rejected.append((record.ref, LATE))
+                continue
             if cycles:
                 if telemetry.cycle is None:
                     result.rejected.append((record.ref, NO_CYCLE))
@@ -326,9 +414,9 @@ class FeatureExtractor:
             pane.count += 1
             pane.first_ts = min(pane.first_ts, ts)
             pane.last_ts = max(pane.last_ts, ts)
-            samples = pending.get((asset_id, key))
+            samples = pending.get((id(state), key))
             if samples is None:
-                samples = pending[(asset_id, key)] = _Samples(state, pane)
+                samples = pending[(id(state), key)] = _Samples(state, pane)
             samples.times.append((ts - pane.origin) / 1000.0)
             samples.signals.append(signals)
             advanced = ts > state.watermark
@@ -339,7 +427,7 @@ class FeatureExtractor:
             if cycles and (advanced or key > state.max_cycle):
                 state.max_cycle = max(state.max_cycle, key)
                 self._close_cycles(state, record.kafka_ts_ms, progress)
-        return progress
+        return state, progress
 
     def _close_cycles(self, state: AssetState, arrival: float, progress: _Progress) -> None:
         """Mark closed, oldest first, every cycle a later cycle and the grace have passed."""
@@ -395,18 +483,27 @@ class FeatureExtractor:
             group.pane.acc = state[start : start + values.shape[1]].copy()
 
     def _close(
-        self, asset_id: str, state: AssetState, progress: _Progress, closing: list[_Closing]
+        self,
+        asset_id: str,
+        state: AssetState,
+        progress: _Progress,
+        closing: list[_Closing],
+        expired: bool = False,
     ) -> None:
-        """Emit the windows that closed during this batch, oldest first; drop dead panes."""
+        """Emit the windows that closed during this batch, oldest first; drop dead panes.
+
+        `expired`: every window not emitted before this batch closes, and no pane is left.
+        """
         spec = self.spec
         if spec.kind == "cycle":
-            for key in sorted(k for k in state.panes if k <= state.closed_cycle):
+            for key in sorted(k for k in state.panes if expired or k <= state.closed_cycle):
                 pane = state.panes.pop(key)
                 window = _Window(pane.first_ts, pane.last_ts, pane.count, state.padded(pane))
                 closed_at = progress.cycle_closed_at.get(key, math.nan)
                 closing.append(_Closing(asset_id, state.names, window, closed_at, key))
             return
-        before, watermark = progress.before, state.watermark
+        before = progress.before
+        watermark = math.inf if expired else state.watermark
         if watermark == before:
             return
         grace = spec.grace_ms
@@ -458,11 +555,15 @@ class FeatureExtractor:
     def _emit(self, closing: list[_Closing], result: BatchResult) -> None:
         """The `extracted-features` records of the closed windows, in closing order.
 
-        The features of every row of every window come from one vectorised pass: each
-        is elementwise, so a row's values do not depend on what it is stacked with.
+        The features of the rows of up to EMIT_CHUNK windows come from one vectorised
+        pass: each is elementwise, so a row's values do not depend on what it is stacked
+        with, and the chunks bound the Python floats alive at once (a batch may close
+        tens of thousands of windows).
         """
-        if not closing:
-            return
+        for start in range(0, len(closing), EMIT_CHUNK):
+            self._emit_chunk(closing[start : start + EMIT_CHUNK], result)
+
+    def _emit_chunk(self, closing: list[_Closing], result: BatchResult) -> None:
         values = acc_ops.features(np.concatenate([item.window.acc for item in closing]))
         columns = [(feature, values[feature].tolist()) for feature in self.features]
         counts = values["count"].tolist()

@@ -62,57 +62,97 @@ def offline_features(
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], list[Any]]:
     """Expected emissions keyed by (asset_id, window end) and the refs of rejected records.
 
-    `records` are objects with `asset_id`, `telemetry` and `ref`, in offset order.
+    `records` are objects with `asset_id`, `telemetry` and `ref` (and optionally
+    `partition`, else all share one), in offset order. With a finite idle timeout, the
+    clock of each partition is the largest `ts` seen there so far; an asset silent for
+    the timeout on that clock expires: its open windows are emitted and it starts again
+    from nothing; a record at or before the clock's horizon is late for every asset.
     """
-    by_asset: dict[str, list[Any]] = defaultdict(list)
+    clocks: dict[Any, float] = defaultdict(lambda: -math.inf)
+    by_asset: dict[str, list[tuple[Any, float]]] = defaultdict(list)
+    partition_of: dict[str, Any] = {}
     for record in records:
-        by_asset[record.asset_id].append(record)
+        partition = getattr(record, "partition", 0)
+        clocks[partition] = max(clocks[partition], record.telemetry.ts_ms)
+        by_asset[record.asset_id].append((record, clocks[partition]))
+        partition_of[record.asset_id] = partition
     expected: dict[tuple[str, str], dict[str, Any]] = {}
     rejected: list[Any] = []
-    grace = spec.grace_ms
+
+    def emit(key: tuple[str, str], record: dict[str, Any]) -> None:
+        assert key not in expected, f"window {key} emitted twice"
+        expected[key] = record
+
     for asset, items in by_asset.items():
-        watermark = -math.inf
-        if spec.kind == "cycle":
-            cycles: dict[int, list[Telemetry]] = defaultdict(list)
-            closed, top = -1, -1
-            for item in items:
-                row = item.telemetry
-                if row.cycle is None or row.cycle <= closed:
-                    rejected.append(item.ref)
-                    continue
-                cycles[row.cycle].append(row)
-                watermark = max(watermark, row.ts_ms)
-                top = max(top, row.cycle)
-                for cycle in sorted(c for c in cycles if c > closed):
-                    last = max(r.ts_ms for r in cycles[cycle])
-                    if cycle >= top or last + grace > watermark:
-                        break
-                    closed = cycle
-            for cycle in sorted(c for c in cycles if c <= closed):
-                rows = cycles[cycle]
-                start, end = min(r.ts_ms for r in rows), max(r.ts_ms for r in rows)
-                expected[(asset, format_ts(end))] = _record(asset, rows, start, end, cycle)
-            continue
-        windows: dict[int, list[Telemetry]] = defaultdict(list)
-        for item in items:
-            row = item.telemetry
-            starts = [
-                s
-                for s in range(
-                    math.floor((row.ts_ms - spec.size_ms) / spec.step_ms) * spec.step_ms,
-                    math.floor(row.ts_ms / spec.step_ms) * spec.step_ms + 1,
-                    spec.step_ms,
-                )
-                if s <= row.ts_ms < s + spec.size_ms
-            ]
-            if starts[0] + spec.size_ms + grace <= watermark:
-                rejected.append(item.ref)
-                continue
-            watermark = max(watermark, row.ts_ms)
-            for start in starts:
-                windows[start].append(row)
-        for start, rows in windows.items():
-            end = start + spec.size_ms
-            if end + grace <= watermark:
-                expected[(asset, format_ts(end))] = _record(asset, rows, start, end, None)
+        life = _CycleLife(spec, asset) if spec.kind == "cycle" else _TimeLife(spec, asset)
+        for item, clock in items:
+            if life.watermark + spec.idle_ms <= clock:
+                life.close(True, emit)
+                life = type(life)(spec, asset)
+            life.apply(item, clock, rejected)
+        life.close(life.watermark + spec.idle_ms <= clocks[partition_of[asset]], emit)
     return expected, rejected
+
+
+class _CycleLife:
+    """One asset's cycles from its first record (or its expiry) on."""
+
+    def __init__(self, spec: WindowSpec, asset: str) -> None:
+        self.spec, self.asset = spec, asset
+        self.watermark = -math.inf
+        self.cycles: dict[int, list[Telemetry]] = defaultdict(list)
+        self.closed, self.top = -1, -1
+
+    def apply(self, item: Any, clock: float, rejected: list[Any]) -> None:
+        row = item.telemetry
+        if row.cycle is None or row.cycle <= self.closed or row.ts_ms <= clock - self.spec.idle_ms:
+            rejected.append(item.ref)
+            return
+        self.cycles[row.cycle].append(row)
+        self.watermark = max(self.watermark, row.ts_ms)
+        self.top = max(self.top, row.cycle)
+        for cycle in sorted(c for c in self.cycles if c > self.closed):
+            last = max(r.ts_ms for r in self.cycles[cycle])
+            if cycle >= self.top or last + self.spec.grace_ms > self.watermark:
+                break
+            self.closed = cycle
+
+    def close(self, expired: bool, emit: Any) -> None:
+        for cycle in sorted(c for c in self.cycles if expired or c <= self.closed):
+            rows = self.cycles[cycle]
+            start, end = min(r.ts_ms for r in rows), max(r.ts_ms for r in rows)
+            emit((self.asset, format_ts(end)), _record(self.asset, rows, start, end, cycle))
+
+
+class _TimeLife:
+    """One asset's time windows from its first record (or its expiry) on."""
+
+    def __init__(self, spec: WindowSpec, asset: str) -> None:
+        self.spec, self.asset = spec, asset
+        self.watermark = -math.inf
+        self.windows: dict[int, list[Telemetry]] = defaultdict(list)
+
+    def apply(self, item: Any, clock: float, rejected: list[Any]) -> None:
+        spec, row = self.spec, item.telemetry
+        starts = [
+            s
+            for s in range(
+                math.floor((row.ts_ms - spec.size_ms) / spec.step_ms) * spec.step_ms,
+                math.floor(row.ts_ms / spec.step_ms) * spec.step_ms + 1,
+                spec.step_ms,
+            )
+            if s <= row.ts_ms < s + spec.size_ms
+        ]
+        closed = starts[0] + spec.size_ms + spec.grace_ms <= self.watermark
+        if closed or starts[0] <= clock - spec.idle_ms:
+            rejected.append(item.ref)
+            return
+        self.watermark = max(self.watermark, row.ts_ms)
+        for start in starts:
+            self.windows[start].append(row)
+
+    def close(self, expired: bool, emit: Any) -> None:
+        for start, rows in self.windows.items():
+            end = start + self.spec.size_ms
+            if expired or end + self.spec.grace_ms <= self.watermark:
+                emit((self.asset, format_ts(end)), _record(self.asset, rows, start, end, None))

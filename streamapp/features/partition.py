@@ -1,0 +1,153 @@
+"""Per-partition bookkeeping of the feature table, beside the asset states.
+
+* `PartitionClock`: the partition's clock (largest event time seen there) and, per
+  offset source, the highest offset whose effects are all in the changelog. Stored in
+  the table itself under a key no asset id can take (written after the batch's asset
+  states, before any deletion), so recovery restores it with them. Its offsets guard
+  records of assets whose state was deleted: the asset's own offsets went with it.
+* `ExpiryIndex`: this worker's assets of one partition by the clock at which they
+  expire, so the silent ones are found without scanning the table every batch; rebuilt
+  from the table after a rebalance or a failed batch.
+* `StateCache`: decoded asset states, least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from faust.stores.rocksdb import Store as RocksDBStore
+
+from streamapp.features.windows import AssetState, WindowSpec
+
+S = TypeVar("S")
+_CLOCK_PREFIX = b"\x00streamapp.features.clock."
+_HEADER = struct.Struct("<2sdH")
+_OFFSET = struct.Struct("<iq")
+_MAGIC = b"C1"
+
+
+def clock_key(partition: int) -> bytes:
+    return _CLOCK_PREFIX + str(partition).encode()
+
+
+def is_asset_key(key: bytes) -> bool:
+    """False for the clock keys and Faust's own offset key, which share the table."""
+    return not key.startswith(_CLOCK_PREFIX) and key != RocksDBStore.offset_key
+
+
+@dataclass(slots=True)
+class PartitionClock:
+    stream_ms: float = -math.inf
+    offsets: dict[int, int] = field(default_factory=dict)
+
+    def copy(self) -> PartitionClock:
+        return PartitionClock(self.stream_ms, dict(self.offsets))
+
+    def advance(self, ts_ms: float, source: int, offset: int) -> None:
+        """Count one record of the partition (applied, late or replayed alike)."""
+        if ts_ms > self.stream_ms:
+            self.stream_ms = ts_ms
+        if offset > self.offsets.get(source, -1):
+            self.offsets[source] = offset
+
+    def to_bytes(self) -> bytes:
+        parts = [_HEADER.pack(_MAGIC, self.stream_ms, len(self.offsets))]
+        parts += [_OFFSET.pack(source, self.offsets[source]) for source in sorted(self.offsets)]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PartitionClock:
+        magic, stream_ms, count = _HEADER.unpack_from(data, 0)
+        if magic != _MAGIC:
+            raise ValueError("not a feature partition clock")
+        offsets = dict(
+            _OFFSET.iter_unpack(data[_HEADER.size : _HEADER.size + count * _OFFSET.size])
+        )
+        return cls(stream_ms, offsets)
+
+
+class ExpiryIndex:
+    """Asset ids by expiry clock, bucketed by window size so a due check reads few buckets."""
+
+    def __init__(self, spec: WindowSpec) -> None:
+        self._spec = spec
+        self._bucket_ms = spec.size_ms
+        self._expiry: dict[str, float] = {}
+        self._buckets: dict[int, set[str]] = {}
+
+    @classmethod
+    def scan(cls, spec: WindowSpec, items: Iterable[tuple[bytes, bytes]]) -> ExpiryIndex:
+        """The index of a partition's stored states (reads only each value's header)."""
+        index = cls(spec)
+        for key, value in items:
+            if is_asset_key(key):
+                index.set(key.decode(), AssetState.watermark_of(value))
+        return index
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def set(self, asset_id: str, watermark: float) -> None:
+        self.remove(asset_id)
+        expires = self._spec.expires_at(watermark)
+        if math.isnan(expires) or expires == math.inf:
+            return
+        bucket = -math.inf if expires == -math.inf else math.floor(expires / self._bucket_ms)
+        self._expiry[asset_id] = expires
+        self._buckets.setdefault(bucket, set()).add(asset_id)
+
+    def remove(self, asset_id: str) -> None:
+        expires = self._expiry.pop(asset_id, None)
+        if expires is None:
+            return
+        bucket = -math.inf if expires == -math.inf else math.floor(expires / self._bucket_ms)
+        members = self._buckets[bucket]
+        members.discard(asset_id)
+        if not members:
+            del self._buckets[bucket]
+
+    def due(self, stream_ms: float, limit: int) -> list[str]:
+        """Up to `limit` assets that expire at or before the clock `stream_ms`, oldest first."""
+        found: list[str] = []
+        last = math.floor(stream_ms / self._bucket_ms) if math.isfinite(stream_ms) else stream_ms
+        for bucket in sorted(b for b in self._buckets if b <= last):
+            for asset_id in sorted(self._buckets[bucket], key=self._expiry.__getitem__):
+                if len(found) >= limit:
+                    return found
+                if self._expiry[asset_id] <= stream_ms:
+                    found.append(asset_id)
+        return found
+
+
+class StateCache(Generic[S]):
+    """At most `size` decoded asset states; the table stays the truth."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._states: OrderedDict[str, S] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, asset_id: str) -> S | None:
+        state = self._states.get(asset_id)
+        if state is not None:
+            self._states.move_to_end(asset_id)
+        return state
+
+    def put(self, asset_id: str, state: S) -> None:
+        self._states[asset_id] = state
+        self._states.move_to_end(asset_id)
+        while len(self._states) > self.size:
+            self._states.popitem(last=False)
+
+    def pop(self, asset_id: str) -> None:
+        self._states.pop(asset_id, None)
+
+    def clear(self) -> None:
+        self._states.clear()
