@@ -436,23 +436,10 @@ def train_ensemble(
     hparams = {k: member_hparams(k, cfg) for k in models}
     if cfg.seeds > 1:
         hparams = {k: {**h, "replicas": cfg.seeds} for k, h in hparams.items()}
-    ens = Ensemble(
-        version="",
-        models=models,
-        weights=weighting["weights"],
-        scaler=scaler,
-        window=cfg.window,
-        cap=cfg.cap,
-        conformal=Conformal("absolute", cfg.level, 0.0, np.zeros(0)),
-        hparams=hparams,
-    )
     cal_scores = {k: _scores(m, x_cal, cfg.cap) for k, m in models.items()}
-    cal_pred, cal_spread = ens.combine(cal_scores)
-    ens.conformal = Conformal.calibrate(cal_pred, cal_spread, y_cal, mode, cfg.level)
-    ens.member_conformal = {
-        k: Conformal.calibrate(s, np.zeros_like(s), y_cal, "absolute", cfg.level)
-        for k, s in cal_scores.items()
-    }
+    ens = _calibrated_ensemble(
+        models, weighting["weights"], scaler, cfg, hparams, cal_scores, y_cal, mode
+    )
     config = asdict(cfg)
     config["models"] = list(cfg.models)
     ens.metrics = {
@@ -471,6 +458,37 @@ def train_ensemble(
         "train_seconds": time.perf_counter() - started,
         "torch_threads": torch.get_num_threads(),
         "jobs": jobs,
+    }
+    return ens
+
+
+def _calibrated_ensemble(
+    models: dict[str, nn.Module],
+    weights: dict[str, float],
+    scaler: Scaler,
+    cfg: TrainConfig,
+    hparams: dict[str, dict[str, Any]],
+    scores: dict[str, np.ndarray],
+    y: np.ndarray,
+    mode: str,
+) -> Ensemble:
+    """The ensemble with its interval (in `mode`) and each member's (absolute) calibrated on
+    `scores`, the members' predictions for engines none of them trained on."""
+    ens = Ensemble(
+        version="",
+        models=models,
+        weights=weights,
+        scaler=scaler,
+        window=cfg.window,
+        cap=cfg.cap,
+        conformal=Conformal("absolute", cfg.level, 0.0, np.zeros(0)),
+        hparams=hparams,
+    )
+    pred, spread = ens.combine(scores)
+    ens.conformal = Conformal.calibrate(pred, spread, y, mode, cfg.level)
+    ens.member_conformal = {
+        k: Conformal.calibrate(s, np.zeros_like(s), y, "absolute", cfg.level)
+        for k, s in scores.items()
     }
     return ens
 
@@ -527,22 +545,10 @@ def _train_cross_fit(
             "train_seconds": sum(f["train_seconds"] for f in infos),
         }
     weighting = choose_weights(oof, y_oof)
-    ens = Ensemble(
-        version="",
-        models=models,
-        weights=weighting["weights"],
-        scaler=scaler,
-        window=cfg.window,
-        cap=cfg.cap,
-        conformal=Conformal("absolute", cfg.level, 0.0, np.zeros(0)),
-        hparams={k: {**member_hparams(k, cfg), "replicas": cfg.folds} for k in models},
+    hparams = {k: {**member_hparams(k, cfg), "replicas": cfg.folds} for k in models}
+    ens = _calibrated_ensemble(
+        models, weighting["weights"], scaler, cfg, hparams, oof, y_oof, "absolute"
     )
-    oof_pred, oof_spread = ens.combine(oof)
-    ens.conformal = Conformal.calibrate(oof_pred, oof_spread, y_oof, "absolute", cfg.level)
-    ens.member_conformal = {
-        k: Conformal.calibrate(s, np.zeros_like(s), y_oof, "absolute", cfg.level)
-        for k, s in oof.items()
-    }
     config = asdict(cfg)
     config["models"] = list(cfg.models)
     ens.metrics = {
@@ -556,7 +562,7 @@ def _train_cross_fit(
         "weighting": weighting,
         "validation_rmse": {
             **{k: rmse(v, y_oof) for k, v in oof.items()},
-            "ensemble": rmse(oof_pred, y_oof),
+            "ensemble": rmse(ens.combine(oof)[0], y_oof),
         },
         "validation_note": "out-of-fold predictions: each engine scored by the fold model "
         "that did not train on it (full windows only)",
