@@ -32,12 +32,19 @@ ALWAYS_PRESENT = {
 }
 
 
+RUL_COUNTERS = ("streamapp_rul_predictions", "streamapp_rul_predictions_skipped")
+
+
 def rul_counter(families) -> str:
-    """Predictions move when a model is loaded; otherwise the skips (reason no model) do."""
+    """Predictions move when a model is loaded; otherwise the skips (reason no model) do.
+
+    Read from the latest scrape: the model loads after the worker reports ready, so
+    the state seen before traffic may be "no model" even though predictions follow.
+    """
     loaded = families.get("streamapp_rul_model_loaded")
     if loaded and any(sample.value == 1 for sample in loaded.samples):
-        return "streamapp_rul_predictions"
-    return "streamapp_rul_predictions_skipped"
+        return RUL_COUNTERS[0]
+    return RUL_COUNTERS[1]
 
 
 def streamapp_counters(families) -> dict[str, float]:
@@ -52,20 +59,25 @@ def test_every_agents_counters_move_with_traffic(scraped) -> None:
     worker, _, before = scraped
     agents = {agent: name for agent, name in AGENT_COUNTERS.items() if name in before}
     assert set(agents) >= ALWAYS_PRESENT, set(AGENT_COUNTERS) - set(agents)
-    if "streamapp_rul_predictions" in before:
-        agents["rul"] = rul_counter(before)
+    with_rul = RUL_COUNTERS[0] in before
     start = streamapp_counters(before)
+
+    def stuck_counters(now) -> dict[str, str]:
+        expected = {**agents, "rul": rul_counter(now)} if with_rul else agents
+        return {
+            a: name
+            for a, name in expected.items()
+            if counter_total(now, name) <= start.get(name, 0.0)
+        }
 
     def all_moved():
         now = scrape(worker)
-        stuck = [a for a, name in agents.items() if counter_total(now, name) <= start[name]]
-        return now if not stuck else None
+        return now if not stuck_counters(now) else None
 
     try:
         after = wait_for(all_moved, 90, "every agent's counter to move", every=2.0)
     except AssertionError:
-        now = scrape(worker)
-        stuck = {a: name for a, name in agents.items() if counter_total(now, name) <= start[name]}
+        stuck = stuck_counters(scrape(worker))
         raise AssertionError(f"counters that did not move: {stuck}\n{worker.log_tail()}") from None
     end = streamapp_counters(after)
     assert set(start) <= set(end)
