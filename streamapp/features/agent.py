@@ -22,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import replace
 from typing import Any
 
 import faust
@@ -174,9 +173,8 @@ def register(app: faust.App, settings: Settings) -> None:
                 if record.offset <= done:
                     guarded += 1  # applied before, and its asset may have expired since
                     continue
-                by_asset.setdefault(record.asset_id, []).append(
-                    replace(record, stream_ms=clock.stream_ms)
-                )
+                record.stream_ms = clock.stream_ms
+                by_asset.setdefault(record.asset_id, []).append(record)
                 last_message[record.asset_id] = message
             elif isinstance(record, tuple):
                 sent.append(await _forward(repartition, message, *record))

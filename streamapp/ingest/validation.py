@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -54,8 +55,13 @@ class Invalid:
     reason: str
 
 
+@lru_cache(maxsize=4096)
 def format_ts(ts_ms: float) -> str:
-    """ISO-8601 UTC with millisecond precision and a `Z`, as in BRIEF's examples."""
+    """ISO-8601 UTC with millisecond precision and a `Z`, as in BRIEF's examples.
+
+    Cached: window bounds repeat across every asset of a fleet, and formatting
+    through `datetime` costs more than the lookup.
+    """
     moment = datetime.fromtimestamp(ts_ms / 1000.0, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
