@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import faust
 from faust.types import TP, Message
@@ -53,6 +54,7 @@ async def take(queue: asyncio.Queue[list[Message]], max_: int, within: float) ->
 
 
 Finish = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 async def run_batches(
@@ -75,17 +77,25 @@ async def run_batches(
     replays from the committed offsets instead of Faust restarting the agent past it.
     """
 
-    async def complete(finish: Finish, current: list[Message], generation: int) -> None:
+    async def or_stop(work: Awaitable[T]) -> T:
+        """`work`'s result; if it raises, forget the batch and stop the worker."""
         try:
-            await finish()
+            return await work
         except Exception as exc:
             forget()
             await app.crash(exc)
             raise
+
+    def settle(current: list[Message], generation: int) -> None:
+        """Ack a handled batch, unless a rebalance happened meanwhile (it comes again)."""
         if app.consumer_generation_id == generation:
             ack_all(app.consumer, current)
         else:
             untrack(app.consumer, current)
+
+    async def complete(finish: Finish, current: list[Message], generation: int) -> None:
+        await or_stop(finish())
+        settle(current, generation)
 
     rest: list[Message] = []
     running: asyncio.Task[None] | None = None  # the previous batch's finish
@@ -103,23 +113,14 @@ async def run_batches(
             current = [message for message in messages if message.generation_id == generation]
             if len(current) < len(messages):
                 untrack(app.consumer, [m for m in messages if m.generation_id != generation])
-            finish = None
-            if current:
-                try:
-                    finish = await handle(current)
-                except Exception as exc:
-                    forget()
-                    await app.crash(exc)
-                    raise
+            finish = await or_stop(handle(current)) if current else None
             if running is not None:
                 await running  # raises what that batch raised
                 running = None
             if finish is not None:
                 running = asyncio.create_task(complete(finish, current, generation))
-            elif app.consumer_generation_id == generation:
-                ack_all(app.consumer, current)
             else:
-                untrack(app.consumer, current)
+                settle(current, generation)
     finally:
         if running is not None:
             running.cancel()
