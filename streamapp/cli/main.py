@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -309,8 +310,13 @@ def _register_concepts() -> None:
 
 
 @cli.group()
-def bench() -> None:
+@click.pass_context
+def bench(ctx: click.Context) -> None:
     """Benchmarks printing JSON: archive, features, inference, rul."""
+    if not ctx.find_root().params.get("verbose"):
+        # The in-process workers' INFO lines (partitions opened, stores closed) are
+        # noise beside a benchmark's figures; --verbose shows everything.
+        logging.getLogger("streamapp").setLevel(logging.WARNING)
 
 
 _register_concepts()
