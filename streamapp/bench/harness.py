@@ -172,13 +172,22 @@ def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
 
 
 async def wait_until(
-    count: Callable[[], float], target: float, timeout_s: float, what: str
+    count: Callable[[], float],
+    target: float,
+    timeout_s: float,
+    what: str,
+    app: faust.App | None = None,
 ) -> tuple[float, float]:
-    """Poll `count` until it reaches `target`: (monotonic time it first moved, time it did)."""
+    """Poll `count` until it reaches `target`: (monotonic time it first moved, time it did).
+
+    With `app`, stop as soon as it crashed (an agent raised) instead of at the timeout.
+    """
     start_value = count()
     deadline = time.monotonic() + timeout_s
     first_moved = None
     while count() < target:
+        if app is not None and app.crashed:
+            raise RuntimeError(f"{what}: the worker crashed: {app.crash_reason!r}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: only {count():.0f} of {target:.0f} in {timeout_s:.0f}s")
         if first_moved is None and count() > start_value:

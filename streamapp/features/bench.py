@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from streamapp.bench.harness import (
     private_broker,
     produce,
     raw_consume,
+    wait_until,
 )
 from streamapp.features import metrics
 from streamapp.features.agent import register
@@ -52,18 +52,12 @@ async def features_consume(settings: Settings, count: int, data_dir: Path) -> di
     emitted_before = metrics.WINDOWS_EMITTED._value.get()
     await app.start()
     try:
-        started = None
-        deadline = time.monotonic() + max(180.0, count / 500)
-        while applied_records() - baseline < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {applied_records() - baseline} of {count} applied")
-            if started is None and applied_records() > baseline:
-                started = time.monotonic()
-            await asyncio.sleep(0.005)
-        finished = time.monotonic()
+        started, finished = await wait_until(
+            applied_records, baseline + count, max(180.0, count / 500), "feature records", app
+        )
     finally:
         await app.stop()
-    if started is None:
+    if started == finished:
         raise ValueError(
             f"all {count} messages were applied in one batch, so no rate can be measured: "
             f"use several times FEATURE_BATCH_SIZE ({settings.feature_batch_size}) messages"

@@ -124,7 +124,11 @@ async def run_bench(
     try:
         cpu_before = time.process_time()
         first, done = await wait_until(
-            predictions_made, baseline + records, max(120.0, records / 200), "throughput phase"
+            predictions_made,
+            baseline + records,
+            max(120.0, records / 200),
+            "throughput phase",
+            app,
         )
         cpu_seconds = time.process_time() - cpu_before
         paced_steps = int(np.ceil(rate * seconds / ASSETS)) + 1
@@ -135,7 +139,9 @@ async def run_bench(
             rate,
             seconds,
         )
-        await wait_until(predictions_made, baseline + records + offered, 120.0, "latency phase")
+        await wait_until(
+            predictions_made, baseline + records + offered, 120.0, "latency phase", app
+        )
     finally:
         await app.stop()
     latencies = await latencies_after(settings, warm_steps + 1)
