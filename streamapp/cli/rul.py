@@ -7,10 +7,12 @@ for the `bench` group).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -61,6 +63,15 @@ def _parse_models(value: str) -> tuple[str, ...]:
     if not kinds or unknown:
         raise click.BadParameter(f"choose from {', '.join(MODEL_KINDS)}", param_hint="--models")
     return kinds
+
+
+@contextlib.contextmanager
+def missing_data_is_an_error() -> Iterator[None]:
+    """A data file that is not there is a one-line CLI error, not a traceback."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("train")
@@ -114,23 +125,24 @@ def train(
     threads: int, make_active: bool,
 ) -> None:  # fmt: skip
     """Train the RUL ensemble, calibrate its intervals, save a new model version."""
-    torch.set_num_threads(threads)
-    if fmt == "cmapss":
-        fleet = load_cmapss(data, subset, "train")
-        inputs, conditions = cmapss_inputs(fleet)
-        name = subset.lower()
-    else:
-        fleet = load_feature_records(data)
-        inputs, conditions = informative_features(fleet), []
-        name = "features"
-    cfg = TrainConfig(
-        models=_parse_models(models), epochs=epochs, folds=folds, seeds=seeds, seed=seed,
-        window=window, cap=cap, level=level, scaling=scaling,
-    )  # fmt: skip
     if folds > 1 and seeds > 1:
         raise click.BadParameter(
             "use --seeds with the split protocol (--folds 0)", param_hint="--seeds"
         )
+    torch.set_num_threads(threads)
+    with missing_data_is_an_error():
+        if fmt == "cmapss":
+            fleet = load_cmapss(data, subset, "train")
+            inputs, conditions = cmapss_inputs(fleet)
+            name = subset.lower()
+        else:
+            fleet = load_feature_records(data)
+            inputs, conditions = informative_features(fleet), []
+            name = "features"
+    cfg = TrainConfig(
+        models=_parse_models(models), epochs=epochs, folds=folds, seeds=seeds, seed=seed,
+        window=window, cap=cap, level=level, scaling=scaling,
+    )  # fmt: skip
     click.echo(
         f"training {','.join(cfg.models)} on {len(fleet)} assets, {len(inputs)} features"
         f"{' (per-condition normalisation)' if conditions else ''}, window {window}, "
@@ -178,7 +190,8 @@ def evaluate(
 ) -> None:  # fmt: skip
     """Score a model version on a C-MAPSS test set (last cycle per engine, RUL capped)."""
     ens = _load(model_dir, models_dir)
-    test = load_cmapss(data, subset, "test")
+    with missing_data_is_an_error():
+        test = load_cmapss(data, subset, "test")
     result = run_evaluate(ens, test, subset.upper())
     if report is not None:
         result["report"] = str(write_report(ens, test, result, report))

@@ -100,3 +100,36 @@ def test_train_on_feature_records(tmp_path: Path) -> None:
     assert ens.window == 10
     assert {f"{s}_mean" for s in INFORMATIVE_SENSORS} <= set(ens.feature_names)
     assert ens.metrics["data"]["format"] == "features"
+
+
+def test_train_refuses_seed_replicas_with_cross_fitting(tmp_path: Path) -> None:
+    data = write_cmapss(tmp_path / "data", n_train=3)
+    result = CliRunner().invoke(
+        _cli(),
+        ["train", "--data", str(data), "--folds", "3", "--seeds", "2",
+         "--out", str(tmp_path / "models")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "use --seeds with the split protocol (--folds 0)" in result.output
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_missing_data_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_cli(), ["train", "--data", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"Error: {tmp_path / 'train_FD001.txt'} not found" in result.output
+
+
+def test_train_cross_fits_from_the_command_line(tmp_path: Path) -> None:
+    data = write_cmapss(tmp_path / "data", n_train=6)
+    out = tmp_path / "models"
+    result = CliRunner().invoke(
+        _cli(),
+        ["train", "--data", str(data), "--models", "gru", "--epochs", "1", "--window", "10",
+         "--folds", "2", "--out", str(out), "--threads", "1", "--jobs", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2-fold cross-fitting" in result.output
+    ens = load_active(out)
+    assert ens.hparams["gru"]["replicas"] == 2
+    assert ens.metrics["engines"]["total"] == 6
