@@ -174,8 +174,13 @@ class Archiver:
     # --- sealing and writing -------------------------------------------------------
     def _seal_due(self) -> None:
         now = time.monotonic()
-        if self.app.rebalancing:
-            due = [(b, "rebalance") for b in self.buffers.partitions.values() if b.lines]
+        # A rebalance or a stop waits for every fetched message to be acked: write what
+        # is buffered now rather than at its flush interval.
+        everything = (
+            "rebalance" if self.app.rebalancing else "stop" if self.app.should_stop else None
+        )
+        if everything:
+            due = [(b, everything) for b in self.buffers.partitions.values() if b.lines]
         else:
             due = self.buffers.due(now)
         for buffer, reason in due:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,3 +198,33 @@ def test_a_20s_s3_outage_keeps_the_worker_up_and_memory_capped(
     report = asyncio.run(verify(direct, topic))
     assert report["missing"]["temp"]["count"] == 0
     assert report["duplicates"]["temp"]["count"] == 0
+
+
+def test_a_graceful_stop_writes_the_buffers_at_once(isolated_env, start_worker) -> None:
+    """SIGTERM with messages buffered for a long flush interval: the worker writes them
+    as it stops, within seconds, not at the interval (Faust waits for every fetched
+    message to be acked before it stops, and Docker or Kubernetes SIGKILL it after 10 or
+    30 s). Offsets another agent had not yet applied are left uncommitted: that agent
+    applies them after the restart."""
+    env = archive_env(isolated_env, BUFFER_FLUSH_INTERVAL="600")
+    settings = settings_of(env)
+    topic = settings.topic_telemetry
+    create_topics(settings)
+    worker = start_worker(env)
+    worker.wait_ready(timeout=120)
+    total = 400  # under BUFFER_SIZE per partition: nothing is sealed by size
+    send(env, topic, messages(0, total))
+
+    def buffered() -> float | None:
+        family = scrape(worker).get("streamapp_archive_buffer_messages")
+        held = sum(sample.value for sample in family.samples) if family else 0
+        return held if held == total else None
+
+    wait_for(buffered, 60, "every message buffered")
+    assert worker.process is not None
+    started = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=60) == 0, worker.log_tail()
+    assert time.monotonic() - started < 30
+    report = asyncio.run(verify(settings, topic))
+    assert report["temp_distinct_offsets"] == total, report
