@@ -37,10 +37,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 
 from streamapp.features import accumulators as acc_ops
-from streamapp.ingest.validation import Telemetry, format_ts
+from streamapp.ingest.validation import Telemetry, encode_json, format_ts
 
 WindowKind = Literal["tumbling", "hopping", "cycle"]
 SOURCE = "streamapp-features"
@@ -612,9 +611,9 @@ class FeatureExtractor:
             },
             "metadata": metadata,
         }
-        # Every value is finite or None by now; orjson writes floats as the shortest
+        # Every value is finite or None by now; floats are written as the shortest
         # round-trip text, so a replayed window's bytes equal the first emission's.
-        return Emission(item.asset_id, window.end, orjson.dumps(record), item.closed_at_ms)
+        return Emission(item.asset_id, window.end, encode_json(record), item.closed_at_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import orjson
 from streamapp.ingest.validation import (
     Invalid,
     decode_json,
+    encode_json,
     finite_numbers,
     format_ts,
     parse_ts,
@@ -266,4 +267,4 @@ def prediction_record(
     source_metadata = record.raw.get("metadata")
     if isinstance(source_metadata, dict) and "cycle" in source_metadata:
         message["metadata"]["cycle"] = source_metadata["cycle"]
-    return orjson.dumps(message)
+    return encode_json(message)
