@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     temp_retention: float = Field(
         86400.0, ge=0, description="Age in seconds after which compacted temp objects go."
     )
+    archive_compaction_max_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Most rows (about 1 KiB each in memory) a compaction pass holds: an "
+        "hour with more is compacted in shards of assets, its temp objects read per shard.",
+    )
     buffer_asset_share: float = Field(
         0.1,
         gt=0,
@@ -215,6 +221,12 @@ class Settings(BaseSettings):
     )
     rul_sequence_length: int = Field(
         30, ge=1, description="Feature rows kept per asset while no model names its window."
+    )
+    rul_state_cache_assets: int = Field(
+        10000,
+        ge=1,
+        description="Decoded sequences the RUL agent keeps in memory (least recently used "
+        "dropped; those of batches not yet written to the table are kept beyond it).",
     )
     torch_threads: int = Field(1, ge=1, description="Intra-op threads of torch in a worker.")
     rul_inference_threads: int = Field(

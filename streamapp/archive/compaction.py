@@ -7,6 +7,11 @@ next pass: the pass reads the existing Parquet file, adds the new rows and rewri
 it. Rows are deduplicated on (topic, partition, offset) and sorted by ts, so running
 a pass twice, or replaying the same temp objects, changes nothing.
 
+An hour whose temp objects hold more than `archive_compaction_max_rows` records (an
+upper bound read from their names) is compacted in shards of assets, re-reading the
+objects for each shard, so a pass holds at most that many rows (about 1 KiB each) plus
+one object and one asset's existing file; the files written are the same.
+
 Per topic a state object (`{prefix}/state/compaction/{topic}.json`) records, for each
 temp object, the hours it holds and which of them are compacted. It is written after
 the Parquet files, so a crash in between only repeats idempotent work. Retention
@@ -21,8 +26,8 @@ import asyncio
 import io
 import json
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -258,30 +263,71 @@ class Compactor:
         return report
 
     async def _compact_hour(self, hour: int, state: TopicState, report: CompactionReport) -> None:
+        """Write the hour's file of each asset, one shard of assets in memory at a time."""
         keys = [k for k, e in state.objects.items() if hour in e["hours"] and hour not in e["done"]]
-        by_asset: dict[str, list[Row]] = defaultdict(list)
+        for shard in await self.shards(keys, hour):
+            by_asset: dict[str, list[Row]] = defaultdict(list)
+            async for row in self._rows_of_hour(keys, hour):
+                if shard is None or row.asset_id in shard:
+                    by_asset[row.asset_id].append(row)
+            for asset, rows in sorted(by_asset.items()):
+                await self._write_asset(hour, asset, rows, report)
+        for key in keys:
+            state.objects[key]["done"] = sorted({*state.objects[key]["done"], hour})
+        report.hours_compacted.append(hour_label(hour))
+
+    async def _rows_of_hour(self, keys: list[str], hour: int) -> AsyncIterator[Row]:
+        """The valid rows of `hour` in the temp objects `keys`, one object read at a time."""
         for key in keys:
             rows, _ = self._valid(await self.records(key))
             for row in rows:
                 if hour_start_ms(row.ts_ms) == hour:
-                    by_asset[row.asset_id].append(row)
-        for asset, rows in sorted(by_asset.items()):
-            name = compressed_key(self.prefix, self.topic, hour, asset)
-            existing = await self.store.get(name)
-            if existing is not None:
-                rows = table_to_rows(pq.read_table(io.BytesIO(existing))) + rows
-            table = await asyncio.to_thread(rows_to_table, rows)
-            body = await asyncio.to_thread(parquet_bytes, table)
-            await self.store.put(name, body, "application/vnd.apache.parquet")
-            report.rows_written += table.num_rows
-            report.files_written += 1
-            metrics.COMPACTED_ROWS.labels(self.topic).inc(table.num_rows)
-            metrics.OBJECTS.labels("compressed").inc()
-            metrics.BYTES.labels("compressed").inc(len(body))
-            metrics.COMPRESSION_RATIO.labels("compressed").set(table.nbytes / max(1, len(body)))
-        for key in keys:
-            state.objects[key]["done"] = sorted({*state.objects[key]["done"], hour})
-        report.hours_compacted.append(hour_label(hour))
+                    yield row
+
+    async def shards(self, keys: list[str], hour: int) -> list[set[str] | None]:
+        """The hour's assets in shards of at most `archive_compaction_max_rows` rows each.
+
+        `[None]` (every asset at once, one read of each object) when the objects' record
+        counts, known from their names, already fit. Otherwise one counting pass finds
+        each asset's rows, and consecutive assets (in id order) fill each shard; an asset
+        alone over the bound gets a shard of its own, since its file is written at once.
+        """
+        bound = self.settings.archive_compaction_max_rows
+        temp = (parse_temp_key(self.prefix, key) for key in keys)
+        if sum(t.count for t in temp if t is not None) <= bound:
+            return [None]
+        counts: Counter[str] = Counter()
+        async for row in self._rows_of_hour(keys, hour):
+            counts[row.asset_id] += 1
+        shards: list[set[str] | None] = []
+        shard: set[str] = set()
+        size = 0
+        for asset in sorted(counts):
+            if shard and size + counts[asset] > bound:
+                shards.append(shard)
+                shard, size = set(), 0
+            shard.add(asset)
+            size += counts[asset]
+        shards.append(shard)
+        return shards
+
+    async def _write_asset(
+        self, hour: int, asset: str, rows: list[Row], report: CompactionReport
+    ) -> None:
+        """The asset's file of the hour, merged with the one an earlier pass wrote."""
+        name = compressed_key(self.prefix, self.topic, hour, asset)
+        existing = await self.store.get(name)
+        if existing is not None:
+            rows = table_to_rows(pq.read_table(io.BytesIO(existing))) + rows
+        table = await asyncio.to_thread(rows_to_table, rows)
+        body = await asyncio.to_thread(parquet_bytes, table)
+        await self.store.put(name, body, "application/vnd.apache.parquet")
+        report.rows_written += table.num_rows
+        report.files_written += 1
+        metrics.COMPACTED_ROWS.labels(self.topic).inc(table.num_rows)
+        metrics.OBJECTS.labels("compressed").inc()
+        metrics.BYTES.labels("compressed").inc(len(body))
+        metrics.COMPRESSION_RATIO.labels("compressed").set(table.nbytes / max(1, len(body)))
 
     async def _retention(self, objects: dict[str, Any], state: TopicState, now_ms: float) -> int:
         newest: dict[int, str] = {}

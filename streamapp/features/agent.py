@@ -29,7 +29,7 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP, Message
 
 from streamapp.features import metrics
-from streamapp.features.partition import ExpiryIndex, PartitionClock, StateCache, clock_key
+from streamapp.features.partition import ExpiryIndex, PartitionClock, clock_key
 from streamapp.features.windows import (
     DIRECT,
     AssetState,
@@ -47,6 +47,7 @@ from streamapp.kafka.batching import run_batches, write_table
 from streamapp.kafka.events import current_message
 from streamapp.kafka.produce import send_all
 from streamapp.settings import Settings
+from streamapp.state.cache import StateCache
 
 logger = logging.getLogger(__name__)
 

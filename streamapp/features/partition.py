@@ -8,23 +8,19 @@
 * `ExpiryIndex`: this worker's assets of one partition by the clock at which they
   expire, so the silent ones are found without scanning the table every batch; rebuilt
   from the table after a rebalance or a failed batch.
-* `StateCache`: decoded asset states, least recently used dropped first.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from faust.stores.rocksdb import Store as RocksDBStore
 
 from streamapp.features.windows import AssetState, WindowSpec
 
-S = TypeVar("S")
 _CLOCK_PREFIX = b"\x00streamapp.features.clock."
 _HEADER = struct.Struct("<2sdH")
 _OFFSET = struct.Struct("<iq")
@@ -122,32 +118,3 @@ class ExpiryIndex:
                 if self._expiry[asset_id] <= stream_ms:
                     found.append(asset_id)
         return found
-
-
-class StateCache(Generic[S]):
-    """At most `size` decoded asset states; the table stays the truth."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._states: OrderedDict[str, S] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    def get(self, asset_id: str) -> S | None:
-        state = self._states.get(asset_id)
-        if state is not None:
-            self._states.move_to_end(asset_id)
-        return state
-
-    def put(self, asset_id: str, state: S) -> None:
-        self._states[asset_id] = state
-        self._states.move_to_end(asset_id)
-        while len(self._states) > self.size:
-            self._states.popitem(last=False)
-
-    def pop(self, asset_id: str) -> None:
-        self._states.pop(asset_id, None)
-
-    def clear(self) -> None:
-        self._states.clear()

@@ -40,6 +40,7 @@ from streamapp.rul.sequences import (
 )
 from streamapp.rul.serving import Ensemble
 from streamapp.settings import Settings
+from streamapp.state.cache import StateCache
 
 TABLE_NAME = "rul-sequences"
 MODEL_CHECK_INTERVAL_S = 2.0
@@ -72,8 +73,9 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     # Decoded states of this worker's assets, each tagged with the consumer generation that
     # read it: the table (and its changelog) stays the truth, the cache only saves decoding
     # it every batch, and a batch of a new generation (after a rebalance) never sees states
-    # that a batch of the old one changed but never wrote.
-    cache: dict[str, tuple[int, AssetSequence]] = {}
+    # that a batch of the old one changed but never wrote. A batch pins the assets it
+    # touches until its `finish` wrote them (see `prepare_batch`).
+    cache: StateCache[tuple[int, AssetSequence]] = StateCache(settings.rul_state_cache_assets)
 
     @app.on_partitions_revoked.connect
     async def _forget_on_revoke(app: faust.App, revoked: object, **kwargs: object) -> None:
@@ -114,20 +116,24 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             return cached[1]
         with current_message(message):
             state = AssetSequence.from_bytes(sequences.get(asset_id.encode()))
-        cache[asset_id] = (generation, state)
+        cache.put(asset_id, (generation, state))
         return state
 
     async def prepare_batch(messages: list[Message]) -> Finish:
         """Validate and apply the batch to the cached states; the rest runs in `finish`.
 
         The next batch is prepared while this one's models run (`run_batches`), so each
-        touched asset's state is captured here, as this batch leaves it.
+        touched asset's state is captured here, as this batch leaves it. The touched
+        assets stay pinned in the cache until `finish` wrote them: evicted earlier, the
+        next batch (or a later record of this one) would read the table's older state.
         """
         generation = messages[0].generation_id
         ensemble = live.ensemble
         needed = ensemble.feature_names if ensemble else None
         capacity = ensemble.window if ensemble else settings.rul_sequence_length
         touched: dict[str, Message] = {}
+        current: dict[str, AssetSequence] = {}
+        pin = cache.pin(touched.keys())
         pending: list[tuple[FeatureRecord, Message, np.ndarray, int]] = []
         resend: list[tuple[bytes | None, bytes, None]] = []
         dead = False
@@ -151,6 +157,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                 continue
             state.emitted = []  # those of an earlier batch, on the topic by now
             touched[record.asset_id] = message
+            current[record.asset_id] = state
             if outcome != Outcome.APPLIED:
                 metrics.SKIPPED.labels(outcome).inc()
             elif ensemble is None:
@@ -159,20 +166,25 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             else:
                 window = ensemble.window_from_rows(state.rows)
                 pending.append((record, message, window, len(state.rows)))
-        states = {asset: cache[asset][1].snapshot() for asset in touched}
+        states = {asset: state.snapshot() for asset, state in current.items()}
 
         async def finish() -> None:
             """Predict, store each asset's state with its predictions, then send them."""
-            predictions = await infer(ensemble, pending, states) if pending and ensemble else []
-            if app.consumer_generation_id != generation:
-                return  # rebalanced meanwhile: these messages come again, maybe elsewhere
-            await write_table(
-                sequences,
-                {
-                    asset.encode(): (states[asset].to_bytes(), message)
-                    for asset, message in touched.items()
-                },
-            )
+            try:
+                predictions: list[tuple[bytes, bytes, None]] = []
+                if pending and ensemble:
+                    predictions = await infer(ensemble, pending, states)
+                if app.consumer_generation_id != generation:
+                    return  # rebalanced meanwhile: these messages come again, maybe elsewhere
+                await write_table(
+                    sequences,
+                    {
+                        asset.encode(): (states[asset].to_bytes(), message)
+                        for asset, message in touched.items()
+                    },
+                )
+            finally:
+                cache.unpin(pin)
             if predictions or resend:
                 await send_all(app, settings.topic_predictions, [*resend, *predictions])
                 metrics.PREDICTIONS.inc(len(predictions))

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamapp.features.partition import ExpiryIndex, PartitionClock, StateCache, clock_key
+from streamapp.features.partition import ExpiryIndex, PartitionClock, clock_key
 from streamapp.features.windows import (
     DIRECT,
     LATE,
@@ -254,17 +254,10 @@ def test_expiry_index_finds_due_assets_in_order() -> None:
     assert ExpiryIndex.scan(TUMBLING, stored.items()).due(T0 + 30_000, 5) == ["x"]
 
 
-def test_partition_clock_and_state_cache() -> None:
+def test_partition_clock() -> None:
     clock = PartitionClock()
     clock.advance(T0, DIRECT, 7)
     clock.advance(T0 - 5, 3, 2)
     clock.advance(T0 - 9, DIRECT, 5)
     assert clock == PartitionClock(T0, {DIRECT: 7, 3: 2})
     assert PartitionClock.from_bytes(clock.to_bytes()) == clock
-    cache = StateCache(2)
-    for asset in "abc":
-        cache.put(asset, AssetState())
-    assert cache.get("a") is None and len(cache) == 2
-    cache.get("b")
-    cache.put("d", AssetState())
-    assert cache.get("c") is None and cache.get("b") is not None
