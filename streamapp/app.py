@@ -11,10 +11,11 @@ from typing import Any
 
 import faust
 
-from streamapp.features.store import limit_malloc_arenas, store_url
+from streamapp.features.store import store_url
 from streamapp.kafka import consumer
 from streamapp.kafka.config import faust_broker_url, faust_credentials
 from streamapp.kafka.startup import wait_for_brokers
+from streamapp.native_heap import limit_malloc_arenas, trim_native_heap
 from streamapp.settings import Settings, get_settings
 
 
@@ -61,6 +62,13 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
     )
     consumer.install(app, settings.kafka_fetch_max_wait_ms)
+    if settings.malloc_trim_interval > 0:
+
+        @app.timer(settings.malloc_trim_interval)
+        async def trim_heap() -> None:
+            """Give memory freed after a burst back to the system (`native_heap`)."""
+            trim_native_heap()
+
     from streamapp import agents
 
     agents.register_all(app, settings)

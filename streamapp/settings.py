@@ -213,6 +213,12 @@ class Settings(BaseSettings):
         description="glibc malloc arenas of a worker process (0: glibc's default, up to 8 "
         "per core, one per allocating thread, whose freed memory stays scattered).",
     )
+    malloc_trim_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds between returns of a worker's freed native memory to the "
+        "system (glibc malloc_trim; 0: never, the RSS then keeps each burst's peak).",
+    )
 
     # --- RUL serving -------------------------------------------------------------
     rul_batch_size: int = Field(512, ge=1, description="Most feature records per inference.")
