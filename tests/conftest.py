@@ -27,6 +27,16 @@ from streamapp.settings import Settings
 from tests.support.worker import WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
+# C-MAPSS where BRIEF puts it: `shared/` beside the checkout, or the workspace's copy
+# (a fresh clone elsewhere, such as CI's, still finds it).
+CMAPSS = next(
+    (
+        path
+        for path in (ROOT.parent / "shared" / "data" / "cmapss", Path("/work/shared/data/cmapss"))
+        if (path / "test_FD001.txt").exists()
+    ),
+    ROOT.parent / "shared" / "data" / "cmapss",
+)
 
 
 @pytest.fixture(scope="session")

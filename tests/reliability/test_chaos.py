@@ -36,7 +36,7 @@ from streamapp.rul.artifacts import load_active
 from streamapp.rul.data import load_cmapss
 from streamapp.rul.evaluate import evaluate
 from streamapp.rul.serving import Ensemble
-from tests.conftest import ROOT, provision, settings_from_env, stack_env
+from tests.conftest import CMAPSS, provision, settings_from_env, stack_env
 from tests.reliability import corpus
 from tests.reliability.pipeline import MODELS, PIPELINE_ENV, Emitted, Expected
 from tests.reliability.traffic import collect, group_lag, partition_lag, produce
@@ -46,7 +46,6 @@ from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
-CMAPSS = ROOT.parent / "shared" / "data" / "cmapss"
 SECRETS = {"S3_SECRET": "CHAOS-S3-9e1f0c2b7d", "API_KEY": "CHAOS-APIKEY-44a1be07"}
 CHAOS_ENV = {
     **PIPELINE_ENV,

@@ -27,14 +27,12 @@ from streamapp.rul.artifacts import load_active
 from streamapp.rul.data import load_cmapss
 from streamapp.rul.evaluate import evaluate
 from streamapp.sim.pacing import send_paced
-from tests.conftest import ROOT, settings_from_env
+from tests.conftest import CMAPSS, ROOT, settings_from_env
 from tests.support.ops import counter_total, read_topic, scrape, wait_for
 
 pytestmark = pytest.mark.integration
 
-DATA = Path("/work/shared/data/cmapss")
-if not (DATA / "test_FD001.txt").exists():
-    DATA = ROOT.parent / "shared" / "data" / "cmapss"
+DATA = CMAPSS
 MODELS = ROOT / "models"
 PREFIX = "FD001-test-"
 TOLERANCE = 1e-3
