@@ -10,9 +10,6 @@ caps the arenas before its threads start and trims the heap on a timer.
 from __future__ import annotations
 
 import ctypes
-import logging
-
-logger = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 

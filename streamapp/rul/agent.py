@@ -131,8 +131,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
         ensemble = live.ensemble
         needed = ensemble.feature_names if ensemble else None
         capacity = ensemble.window if ensemble else settings.rul_sequence_length
-        touched: dict[str, Message] = {}
-        current: dict[str, AssetSequence] = {}
+        touched: dict[str, tuple[Message, AssetSequence]] = {}  # its last message, state
         pin = cache.pin(touched.keys())
         pending: list[tuple[FeatureRecord, Message, np.ndarray, int]] = []
         resend: list[tuple[bytes | None, bytes, None]] = []
@@ -156,8 +155,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                     resend.append((record.asset_id.encode(), stored, None))
                 continue
             state.emitted = []  # those of an earlier batch, on the topic by now
-            touched[record.asset_id] = message
-            current[record.asset_id] = state
+            touched[record.asset_id] = (message, state)
             if outcome != Outcome.APPLIED:
                 metrics.SKIPPED.labels(outcome).inc()
             elif ensemble is None:
@@ -166,7 +164,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
             else:
                 window = ensemble.window_from_rows(state.rows)
                 pending.append((record, message, window, len(state.rows)))
-        states = {asset: state.snapshot() for asset, state in current.items()}
+        states = {asset: state.snapshot() for asset, (_, state) in touched.items()}
 
         async def finish() -> None:
             """Predict, store each asset's state with its predictions, then send them."""
@@ -180,7 +178,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                     sequences,
                     {
                         asset.encode(): (states[asset].to_bytes(), message)
-                        for asset, message in touched.items()
+                        for asset, (message, _) in touched.items()
                     },
                 )
             finally:
