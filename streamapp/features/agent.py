@@ -5,14 +5,15 @@ Its topics (`telemetry` and the repartition topic) are a batch route of
 `streamapp.kafka.drain`: the fetch loop hands it lists of raw messages, past Faust's
 per-message delivery. Per batch (up to `feature_batch_size` messages or
 `feature_batch_within_s` seconds, `streamapp.kafka.batching`) it decodes, repartitions
-misrouted records, applies the batch to each asset's state, publishes closed windows
-and late records and waits for the broker to have them, then writes each touched
-asset's state once (one RocksDB put, one changelog record, acknowledged), then each
+misrouted records, and then, `CHUNK_ASSETS` assets at a time (a bound on memory),
+applies the records to each asset's state, publishes closed windows and late records
+and waits for the broker to have them, then writes each touched asset's state once
+(one RocksDB put, one changelog record, acknowledged); after the last chunk each
 partition's clock, then deletes the assets that expired, and only then acks the input
 messages, so Faust never commits an offset whose effect is not in the changelog.
 The state carries the offsets it has applied, so a redelivered record is skipped; the
 partition clock carries them too, for the assets deleted since. A batch that straddles
-a rebalance writes no state and acks nothing (it comes again). See the README,
+a rebalance writes no further state and acks nothing (it comes again). See the README,
 "Exactly-once state on an at-least-once broker" and "Silent assets expire".
 """
 
@@ -53,6 +54,10 @@ logger = logging.getLogger(__name__)
 
 TABLE_NAME = "feature-windows"
 _HOMES_CACHED = 100_000
+# Assets processed, published and written together: a batch of many distinct assets holds
+# only this many assets' emissions and changelog records in memory at a time (the bound
+# that keeps a worker under 1 GiB at 100,000 assets); silent assets expire in such chunks.
+CHUNK_ASSETS = 2_000
 ORIGIN_TOPIC = "streamapp.origin.topic"
 ORIGIN_KEY = "streamapp.origin.key"
 ORIGIN_PARTITION = "streamapp.origin.partition"
@@ -126,7 +131,6 @@ def register(app: faust.App, settings: Settings) -> None:
     state = FeatureTable(table, extractor.spec, settings.feature_state_cache_assets)
     open_windows: dict[str, int] = {}
     homes: dict[bytes, int] = {}
-    expire_limit = settings.feature_batch_size
 
     @app.on_partitions_revoked.connect
     async def _forget_states(app: faust.App, revoked: object, **kwargs: object) -> None:
@@ -185,57 +189,71 @@ def register(app: faust.App, settings: Settings) -> None:
         if not clocks:
             await asyncio.gather(*sent)
             return
-        states: dict[str, AssetState] = {}
-        stream_end: dict[str, float] = {}
-        for asset_id, message in last_message.items():
-            found = state.load(asset_id, message)
-            if found is not None:
-                states[asset_id] = found
-            stream_end[asset_id] = clocks[message.partition].stream_ms
-        result = extractor.process(by_asset, states, stream_end)
-        state.remember(result)
-        await _publish(result, output, dlq, sent)
-        if app.consumer_generation_id != generation:
-            # Rebalanced meanwhile: these messages come again, maybe to another worker.
-            state.forget()
-            return
-        # States first, then the clocks (whose offsets now cover this batch), then the
-        # deletions: a crash between any two leaves nothing a replay would get wrong.
-        if result.states:
-            await write_table(
-                table,
+        assets = list(last_message)
+        expired: list[str] = []
+        for start in range(0, len(assets), CHUNK_ASSETS):
+            chunk = assets[start : start + CHUNK_ASSETS]
+            states: dict[str, AssetState] = {}
+            for asset_id in chunk:
+                found = state.load(asset_id, last_message[asset_id])
+                if found is not None:
+                    states[asset_id] = found
+            result = extractor.process(
+                {asset_id: by_asset[asset_id] for asset_id in chunk},
+                states,
                 {
-                    asset_id.encode(): (new.to_bytes(), last_message[asset_id])
-                    for asset_id, new in result.states.items()
+                    asset_id: clocks[last_message[asset_id].partition].stream_ms
+                    for asset_id in chunk
                 },
             )
+            state.remember(result)
+            await _publish(result, output, dlq, sent)
+            sent = []
+            if app.consumer_generation_id != generation:
+                # Rebalanced meanwhile: these messages come again, maybe to another worker.
+                state.forget()
+                return
+            # Each chunk's states once its windows are published, then (below) the clocks,
+            # whose offsets cover this batch, then the deletions: a crash between any two
+            # leaves nothing a replay would get wrong.
+            if result.states:
+                await write_table(
+                    table,
+                    {
+                        asset_id.encode(): (new.to_bytes(), last_message[asset_id])
+                        for asset_id, new in result.states.items()
+                    },
+                )
+            for asset_id, new in result.states.items():
+                state.index(last_message[asset_id].partition).set(asset_id, new.watermark)
+                open_windows[asset_id] = extractor.open_windows(new)
+            expired += result.expired
+            metrics.REPLAYED_EVENTS.inc(result.replayed)
+            metrics.RECORDS.labels("applied").inc(result.applied)
+            metrics.RECORDS.labels("replayed").inc(result.replayed)
+            metrics.RECORDS.labels("rejected").inc(len(result.rejected))
         await write_table(
             table,
             {clock_key(p): (clock.to_bytes(), anchors[p]) for p, clock in clocks.items()},
         )
         state.clocks.update(clocks)
-        for asset_id, new in result.states.items():
-            state.index(last_message[asset_id].partition).set(asset_id, new.watermark)
-            open_windows[asset_id] = extractor.open_windows(new)
-        await _forget_expired(result, last_message)
-        metrics.REPLAYED_EVENTS.inc(result.replayed + guarded)
-        metrics.RECORDS.labels("applied").inc(result.applied)
-        metrics.RECORDS.labels("replayed").inc(result.replayed + guarded)
-        metrics.RECORDS.labels("rejected").inc(len(result.rejected))
+        await _forget_expired(expired, last_message)
+        metrics.REPLAYED_EVENTS.inc(guarded)
+        metrics.RECORDS.labels("replayed").inc(guarded)
         await _expire_silent(clocks, anchors, generation)
 
     async def _expire_silent(
         clocks: dict[int, PartitionClock], anchors: dict[int, Message], generation: int
     ) -> None:
-        """Expire the silent assets the partition clocks have passed, a batch-size chunk at
-        a time (each chunk's windows are published before its states are deleted)."""
+        """Expire the silent assets the partition clocks have passed, `CHUNK_ASSETS` at a
+        time (each chunk's windows are published before its states are deleted)."""
         while app.consumer_generation_id == generation:
             states: dict[str, AssetState] = {}
             stream_end: dict[str, float] = {}
             homes_of: dict[str, Message] = {}
             for partition, clock in clocks.items():
                 index = state.index(partition)
-                for asset_id in index.due(clock.stream_ms, expire_limit - len(states)):
+                for asset_id in index.due(clock.stream_ms, CHUNK_ASSETS - len(states)):
                     found = state.load(asset_id, anchors[partition])
                     if found is None:
                         index.remove(asset_id)
@@ -251,18 +269,18 @@ def register(app: faust.App, settings: Settings) -> None:
             if app.consumer_generation_id != generation or not result.expired:
                 state.forget()
                 return
-            await _forget_expired(result, homes_of)
+            await _forget_expired(result.expired, homes_of)
 
-    async def _forget_expired(result: BatchResult, homes_of: dict[str, Message]) -> None:
+    async def _forget_expired(expired: list[str], homes_of: dict[str, Message]) -> None:
         """Delete the expired assets' states (table, changelog, cache, index, gauge)."""
-        if result.expired:
+        if expired:
             await delete_from_table(
-                table, {asset_id.encode(): homes_of[asset_id] for asset_id in result.expired}
+                table, {asset_id.encode(): homes_of[asset_id] for asset_id in expired}
             )
-        for asset_id in result.expired:
+        for asset_id in expired:
             state.index(homes_of[asset_id].partition).remove(asset_id)
             open_windows.pop(asset_id, None)
-        metrics.ASSETS_EXPIRED.inc(len(result.expired))
+        metrics.ASSETS_EXPIRED.inc(len(expired))
         metrics.WINDOWS_OPEN.set(sum(open_windows.values()))
 
     async def _publish(
