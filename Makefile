@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 0
 
-.PHONY: run test test-pending lint format chaos bench clean
+.PHONY: run test test-pending lint format chaos resources bench clean
 
 $(STAMP): pyproject.toml
 	@# Headless Chromium for the fleet page test (Debian package; no browser downloads).
@@ -24,13 +24,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check streamapp tests
 	$(BIN)/ruff format --check streamapp tests
-	$(BIN)/pytest -m "not chaos and not pending"
+	$(BIN)/pytest -m "not chaos and not resources and not pending"
 
 test-pending: $(STAMP)
 	$(BIN)/pytest -m pending
 
 chaos: $(STAMP)
 	$(BIN)/pytest -m chaos -s
+
+resources: $(STAMP)
+	$(BIN)/pytest -m resources -s
 
 bench: $(STAMP)
 	@for name in inference archive features rul; do $(BIN)/streamapp bench $$name --json || exit 1; done
