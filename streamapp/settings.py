@@ -226,7 +226,7 @@ class Settings(BaseSettings):
         20.0, ge=0, description="Longest wait to fill an inference batch."
     )
     rul_sequence_length: int = Field(
-        30, ge=1, description="Feature rows kept per asset while no model names its window."
+        60, ge=1, description="Feature rows kept per asset while no model names its window."
     )
     rul_state_cache_assets: int = Field(
         10000,

@@ -40,7 +40,7 @@ from streamapp.rul.evaluate import evaluate as run_evaluate
 from streamapp.rul.evaluate import format_table, write_report
 from streamapp.rul.networks import MODEL_KINDS
 from streamapp.rul.serving import Ensemble
-from streamapp.rul.training import TrainConfig, train_ensemble
+from streamapp.rul.training import TrainConfig, member_view, train_ensemble
 from streamapp.settings import get_settings
 
 
@@ -101,12 +101,17 @@ def missing_data_is_an_error() -> Iterator[None]:
 )  # fmt: skip
 @click.option(
     "--scaling", type=click.Choice(SCALINGS), default=TrainConfig.scaling, show_default=True,
-    help="Input normalisation per feature: z-score, or min-max onto [-1, 1] (training data).",
+    help="Input normalisation per feature: z-score, or min-max onto [-1, 1] (training data); "
+    "the CNN keeps its own z-score.",
 )  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Models directory.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--cap", default=125.0, show_default=True, type=click.FloatRange(min=1))
-@click.option("--window", default=30, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--window", default=TrainConfig.window, show_default=True, type=click.IntRange(1),
+    help="Rows of history each prediction reads (the CNN reads twice as many); validation "
+    "scores the cycles with a full window.",
+)  # fmt: skip
 @click.option(
     "--level",
     default=0.9,
@@ -145,8 +150,9 @@ def train(
     )  # fmt: skip
     click.echo(
         f"training {','.join(cfg.models)} on {len(fleet)} assets, {len(inputs)} features"
-        f"{' (per-condition normalisation)' if conditions else ''}, window {window}, "
-        f"cap {cap:g}, {scaling} scaling, seed {seed}, {jobs} jobs x {threads} threads"
+        f"{' (per-condition normalisation)' if conditions else ''}, inputs "
+        f"{', '.join('{} {} {}'.format(k, *member_view(k, cfg)) for k in cfg.models)}, "
+        f"cap {cap:g}, seed {seed}, {jobs} jobs x {threads} threads"
         f"{f', {folds}-fold cross-fitting' if folds > 1 else ''}"
         f"{f', {seeds} seeds per member' if seeds > 1 else ''}",
         err=True,

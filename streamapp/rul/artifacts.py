@@ -23,7 +23,7 @@ import torch
 from streamapp.rul.conformal import Conformal
 from streamapp.rul.data import Scaler
 from streamapp.rul.networks import build_model
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving import Ensemble, MemberInput
 
 MANIFEST = "manifest.json"
 ACTIVE = "ACTIVE"
@@ -68,6 +68,10 @@ def save_ensemble(ens: Ensemble, models_dir: Path | str, version: str | None = N
             "weights": ens.weights,
             "hparams": ens.hparams,
             "scaler": ens.scaler.to_dict(),
+            "inputs": {
+                name: {"window": view.window, "scaler": view.scaler.to_dict()}
+                for name, view in ens.inputs.items()
+            },
         }
     )
     files["conformal.json"] = _json_bytes(
@@ -150,6 +154,10 @@ def load_ensemble(path: Path | str) -> Ensemble:
             member_conformal={k: Conformal.from_dict(v) for k, v in conf["members"].items()},
             hparams=meta["hparams"],
             metrics=json.loads(files["metrics.json"]),
+            inputs={
+                name: MemberInput(int(view["window"]), Scaler.from_dict(view["scaler"]))
+                for name, view in meta.get("inputs", {}).items()
+            },
         )
     except KeyError as err:
         raise ArtifactError(f"{path}: artifact lacks {err.args[0]!r}") from None

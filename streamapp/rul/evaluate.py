@@ -177,9 +177,10 @@ def bench_inference(
 
     for b in batch_sizes:
         batch = base + rng.normal(size=(b, ens.window, features))
-        x = torch.from_numpy(ens.scaler.transform(batch))
+        tensors = ens.member_tensors(batch)
         row = {}
         for name, model in ens.models.items():
+            x = tensors[name]
 
             def run(_: np.ndarray, model: torch.nn.Module = model, x: torch.Tensor = x) -> None:
                 with torch.inference_mode():

@@ -44,7 +44,7 @@ class TrainRequest:
     data: str
     format: str = "cmapss"
     subset: str = "FD001"
-    models: tuple[str, ...] = MODEL_KINDS[:3]
+    models: tuple[str, ...] = MODEL_KINDS  # what `streamapp train` trains by default
     epochs: int = 30
     window: int = 30
     seed: int = 42
@@ -80,7 +80,7 @@ def parse_train_request(body: Any) -> TrainRequest | Invalid:
     subset = body.get("subset", "FD001")
     if not isinstance(subset, str) or not subset.isalnum():
         return Invalid("subset must be a C-MAPSS subset name such as FD001")
-    models = body.get("models", list(MODEL_KINDS[:3]))
+    models = body.get("models", list(MODEL_KINDS))
     if isinstance(models, str):
         models = [name.strip() for name in models.split(",") if name.strip()]
     if not isinstance(models, list) or not models or any(m not in MODEL_KINDS for m in models):

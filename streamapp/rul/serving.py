@@ -43,9 +43,23 @@ class EnsemblePrediction:
         }
 
 
+@dataclass(frozen=True)
+class MemberInput:
+    """What one member reads: the last `window` rows of the ensemble's window, normalised
+    by `scaler`. Members may differ: the CNN, whose head sees every position, reads a
+    longer, z-scored history than the recurrent and TCN members (README, "Model quality")."""
+
+    window: int
+    scaler: Scaler
+
+
 @dataclass
 class Ensemble:
-    """LSTM/GRU/TCN members, their weights, the scaler and the conformal calibration."""
+    """LSTM/GRU/TCN/CNN members, their weights and inputs, and the conformal calibration.
+
+    `window` is the longest member input: the rows a stream keeps per asset. `scaler` holds
+    the raw feature names, and normalises the input of members without their own `inputs`.
+    """
 
     version: str
     models: dict[str, nn.Module]
@@ -57,6 +71,24 @@ class Ensemble:
     member_conformal: dict[str, Conformal] = field(default_factory=dict)
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, MemberInput] = field(default_factory=dict)
+
+    def input_of(self, member: str) -> MemberInput:
+        """The member's own input view, or the ensemble's window and scaler."""
+        return self.inputs.get(member) or MemberInput(self.window, self.scaler)
+
+    def member_tensors(self, batch: np.ndarray) -> dict[str, torch.Tensor]:
+        """Each member's normalised network input for raw (B, window, F) windows (a view
+        shared by members that read the same one is computed once)."""
+        views: dict[tuple[int, int], torch.Tensor] = {}
+        tensors = {}
+        for name in self.models:
+            view = self.input_of(name)
+            key = (view.window, id(view.scaler))
+            if key not in views:
+                views[key] = torch.from_numpy(view.scaler.transform(batch[:, -view.window :]))
+            tensors[name] = views[key]
+        return tensors
 
     @property
     def feature_names(self) -> list[str]:
@@ -84,14 +116,14 @@ class Ensemble:
             raise ValueError(
                 f"expected (B, {self.window}, {len(self.feature_names)}), got {batch.shape}"
             )
-        x = torch.from_numpy(self.scaler.transform(batch))
+        tensors = self.member_tensors(batch)
 
-        def run(model: nn.Module) -> np.ndarray:
+        def run(name: str) -> np.ndarray:
             with torch.inference_mode():  # thread-local: entered in the thread that runs
-                return np.clip(model(x).double().numpy() * self.cap, 0.0, self.cap)
+                out = self.models[name](tensors[name])
+                return np.clip(out.double().numpy() * self.cap, 0.0, self.cap)
 
-        members = self.models.values()
-        outputs = list(pool.map(run, members)) if pool else [run(model) for model in members]
+        outputs = list(pool.map(run, self.models)) if pool else [run(n) for n in self.models]
         return dict(zip(self.models, outputs, strict=True))
 
     def combine(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

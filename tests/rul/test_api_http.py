@@ -57,13 +57,14 @@ def test_models_and_predict_match_offline_serving(api_worker) -> None:
     means = dict(zip(ensemble.scaler.input_names, ensemble.scaler.mean[0], strict=True))
     steps = [
         {name: float(means.get(name, 0.0) + rng.normal()) for name in ensemble.feature_names}
-        for _ in range(40)
+        for _ in range(ensemble.window + 10)
     ]
     status, record = call(worker, "/predict", {"asset_id": "API-1", "sequence": steps}, key=None)
     assert status == 200, record
     offline = ensemble.predict(np.stack([ensemble.build_window(steps)]))
-    assert abs(record["rul_prediction"] - float(offline.rul[0])) <= 1e-6
-    assert abs(record["confidence_interval_lower"] - float(offline.lower[0])) <= 1e-6
+    # float32 networks: a batch of another size may round differently (about 1e-5 cycles).
+    assert abs(record["rul_prediction"] - float(offline.rul[0])) <= 1e-4
+    assert abs(record["confidence_interval_lower"] - float(offline.lower[0])) <= 1e-4
     assert record["model_version"] == ensemble.version and record["asset_id"] == "API-1"
     assert record["sequence_length"] == ensemble.window and not record["metadata"]["padded"]
 

@@ -35,7 +35,13 @@ def test_save_load_roundtrip(trained: tuple[Ensemble, Path], tmp_path: Path) -> 
     assert loaded.version == "v1"
     assert loaded.feature_names == ens.feature_names
     assert loaded.feature_names[0] == "s2_mean" and len(loaded.feature_names) == 14
-    assert loaded.window == 10
+    # The CNN reads twice the window, z-scored; the others the window, min-max scaled.
+    assert loaded.window == 20
+    for name in ens.models:
+        view, saved = loaded.input_of(name), ens.input_of(name)
+        assert view.window == saved.window == (20 if name == "cnn" else 10)
+        assert np.array_equal(view.scaler.mean, saved.scaler.mean)
+    assert not np.array_equal(loaded.input_of("cnn").scaler.std, loaded.input_of("gru").scaler.std)
     fleet = load_cmapss(data, "FD001", "test").columns(ens.feature_names)
     x = sequence_windows(fleet.series[0], ens.window)
     a, b = ens.predict(x), loaded.predict(x)

@@ -20,6 +20,7 @@ from streamapp.rul.jobs import (
     split_s3,
     train_argv,
 )
+from streamapp.rul.training import TrainConfig
 from streamapp.settings import Settings
 from tests.rul.synthetic import write_cmapss
 
@@ -28,7 +29,7 @@ def test_a_minimal_request_keeps_the_train_defaults() -> None:
     request = parse_train_request({"data": "/data/cmapss"})
     assert request == TrainRequest("/data/cmapss")
     assert (request.epochs, request.window, request.activate) == (30, 30, False)
-    assert request.models == ("lstm", "gru", "tcn")
+    assert request.models == TrainConfig.models == ("lstm", "gru", "tcn", "cnn")
     assert not request.from_s3
 
 

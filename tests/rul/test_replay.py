@@ -102,10 +102,12 @@ def test_fd001_replay_through_a_worker_equals_offline_evaluate(
     fleet = cmapss_replay.engines(DATA, "FD001", "test", None, PREFIX)
     finals = finals_on_topic(env, cmapss_replay.final_cycles(fleet))
     assert_matches_offline(finals, offline)
-    sample = next(iter(finals.values()))[0]
-    assert sample["model_version"] == load_active(MODELS).version
-    assert sample["sequence_length"] == 30
-    assert sample["metadata"]["padded"] is False
+    active = load_active(MODELS)
+    for final, *_ in finals.values():
+        assert final["model_version"] == active.version
+        assert final["sequence_length"] == active.window
+        assert final["metadata"]["padded"] is (final["metadata"]["history"] < active.window)
+    assert {final["metadata"]["padded"] for final, *_ in finals.values()} == {True, False}
 
 
 def test_sigkill_mid_replay_then_restart_gives_one_final_prediction_per_engine(

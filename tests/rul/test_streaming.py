@@ -27,6 +27,7 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = root / "models"
     for seed in ("1", "2"):
         args = ["--data", str(data), "--epochs", "1", "--window", "5", "--out", str(out),
+                "--models", "lstm,gru,tcn",
                 "--seed", seed, "--threads", "1", "--no-activate"]  # fmt: skip
         result = CliRunner().invoke(train, args)
         assert result.exit_code == 0, result.output

@@ -7,7 +7,13 @@ from streamapp.rul.artifacts import load_ensemble, save_ensemble
 from streamapp.rul.data import cmapss_inputs, fleet_windows, fold_engines, load_cmapss, rul_labels
 from streamapp.rul.metrics import rmse
 from streamapp.rul.serving import Ensemble
-from streamapp.rul.training import TrainConfig, choose_weights, replica_seed, train_ensemble
+from streamapp.rul.training import (
+    TrainConfig,
+    choose_weights,
+    member_view,
+    replica_seed,
+    train_ensemble,
+)
 from tests.rul.synthetic import write_cmapss
 
 
@@ -28,7 +34,7 @@ def test_cross_fit_members_average_one_model_per_fold(
     for name, model in ens.models.items():
         assert len(model.nets) == cfg.folds
         assert ens.hparams[name]["replicas"] == cfg.folds
-    assert ens.hparams["cnn"]["window"] == cfg.window
+    assert ens.hparams["cnn"]["window"] == member_view("cnn", cfg)[0] == 2 * cfg.window
     assert ens.metrics["engines"] == {"folds": [3, 3, 3], "total": 9}
     assert len(ens.metrics["members"]["gru"]["mean_fold_val_rmse_by_epoch"]) == cfg.epochs
 
@@ -43,11 +49,13 @@ def test_cross_fit_calibrates_on_out_of_fold_predictions(
     fleet = load_cmapss(data, "FD001").columns(ens.feature_names)
     scores, truth = {n: [] for n in ens.models}, []
     for k, fold in enumerate(fold_engines(len(fleet), cfg.folds, cfg.seed)):
-        x, y, _ = fleet_windows(fleet.subset(fold), cfg.window, cfg.window)
+        x, y, _ = fleet_windows(fleet.subset(fold), ens.window, cfg.window)
         truth.append(rul_labels(y, cfg.cap))
         for name, model in ens.models.items():
-            single = Ensemble("", {name: model.nets[k]}, {name: 1.0}, ens.scaler, cfg.window,
-                              cfg.cap, ens.conformal)  # fmt: skip
+            single = Ensemble(
+                "", {name: model.nets[k]}, {name: 1.0}, ens.scaler, ens.window, cfg.cap,
+                ens.conformal, inputs={name: ens.input_of(name)},
+            )  # fmt: skip
             scores[name].append(single.member_predictions(x)[name])
     oof = {n: np.concatenate(s) for n, s in scores.items()}
     true = np.concatenate(truth)
@@ -67,7 +75,7 @@ def test_cross_fit_roundtrip_and_determinism(
     ens, cfg, data = cross_fitted
     loaded = load_ensemble(save_ensemble(ens, tmp_path, version="cv"))
     test = load_cmapss(data, "FD001", "test").columns(ens.feature_names)
-    x = np.stack([s[-cfg.window :] for s in test.series if len(s) >= cfg.window])
+    x = np.stack([s[-ens.window :] for s in test.series if len(s) >= ens.window])
     assert np.allclose(ens.predict(x).rul, loaded.predict(x).rul)
     fleet = load_cmapss(data, "FD001")
     again = train_ensemble(fleet, *cmapss_inputs(fleet), cfg)
@@ -91,7 +99,7 @@ def test_seed_replicas_trained_in_parallel_equal_sequential_training(tmp_path: P
             replica_seed(cfg.seed, name, r) for r in range(2)
         ]
     test = load_cmapss(data, "FD001", "test").columns(parallel.feature_names)
-    x = np.stack([s[-cfg.window :] for s in test.series if len(s) >= cfg.window])
+    x = np.stack([s[-parallel.window :] for s in test.series if len(s) >= parallel.window])
     assert np.array_equal(parallel.predict(x).rul, sequential.predict(x).rul)
     assert parallel.metrics["validation_rmse"] == sequential.metrics["validation_rmse"]
     loaded = load_ensemble(save_ensemble(parallel, tmp_path / "models", version="seeds"))
