@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 0
 
-.PHONY: run test test-pending lint format chaos resources bench clean
+.PHONY: run test lint format chaos resources bench clean
 
 $(STAMP): pyproject.toml
 	@# Headless Chromium for the fleet page test (Debian package; no browser downloads).
@@ -24,10 +24,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check streamapp tests
 	$(BIN)/ruff format --check streamapp tests
-	$(BIN)/pytest -m "not chaos and not resources and not pending"
-
-test-pending: $(STAMP)
-	$(BIN)/pytest -m pending
+	$(BIN)/pytest -m "not chaos and not resources"
 
 chaos: $(STAMP)
 	$(BIN)/pytest -m chaos -s
