@@ -20,6 +20,10 @@ variance of a single network. The networks (members x seeds, or members x folds)
 independent tasks: `jobs` > 1 trains them in that many processes (spawned, each with the
 caller's torch thread count); seeds depend on the member kind and replica only, so the
 result is the same as training them one after another.
+
+Each member reads its own input view, a window and a scaling (`member_view`): by default
+the run's, except the CNN's (`MEMBER_INPUTS`). Every view's windows end at the same
+cycles, so the members' validation, calibration and out-of-fold predictions line up.
 """
 
 from __future__ import annotations
