@@ -72,6 +72,19 @@ def test_prediction_contract(trained: tuple[Ensemble, Path]) -> None:
         ens.predict(np.zeros((1, ens.window + 1, len(ens.feature_names))))
 
 
+def test_padded_batches_predict_each_window_alone(trained: tuple[Ensemble, Path]) -> None:
+    """A batch of 5 runs padded to 8 (`shape_bucket`): every window's prediction is the
+    one it gets alone, and no padding row comes back."""
+    ens, data = trained
+    fleet = load_cmapss(data, "FD001", "test").columns(ens.feature_names)
+    windows = sequence_windows(fleet.series[0], ens.window)[:5]
+    batch = ens.predict(windows)
+    assert batch.rul.shape == batch.upper.shape == (5,)
+    assert all(scores.shape == (5,) for scores in batch.scores.values())
+    alone = np.concatenate([ens.predict(windows[i : i + 1]).rul for i in range(5)])
+    assert np.allclose(batch.rul, alone, atol=1e-4)
+
+
 def test_tampered_and_missing_files_refused(trained: tuple[Ensemble, Path], tmp_path: Path) -> None:
     ens, _ = trained
     root = tmp_path / "models"
