@@ -21,12 +21,17 @@ topic that other agents read still go through the conductor for them. Several ro
 may share a topic (`telemetry` feeds the archive and the feature agent): each gets
 every message. Each routed message holds one reference per route until that route's
 reader acks it, so an offset is committed only once every reader is done with it.
+Once a route's queue took a fetch's messages, their partitions count as processing for
+Faust's stall check (`Monitor.stream_inbound_time`, which only its streams set): without
+it, a backlog longer than `stream_processing_timeout` (5 minutes) logged "Stream has not
+started processing" errors every 10 s while the batches went on.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator
+from time import monotonic
 from typing import Any
 
 import faust
@@ -94,6 +99,7 @@ class BatchedDrainMixin:
         conducted = self.app.topics._tp_to_callback
         routes = self.routes
         pending: dict[BatchRoute, list[Message]] = {}
+        routed: set[Any] = set()
         commit_every = self._commit_every
         since_yield = 0
         for tp, message in self._fetched(records, active_partitions, generation_id):
@@ -116,6 +122,7 @@ class BatchedDrainMixin:
                 # before it reaches the next route. No other task or thread holds the
                 # message yet, so this skips `incref`'s lock (a lock per message).
                 message.refcount += len(fanout)
+                routed.add(tp)
                 for route in fanout:
                     batch = pending.get(route)
                     if batch is None:
@@ -132,6 +139,11 @@ class BatchedDrainMixin:
             set_read_offset(tp, offset)
         for route, batch in pending.items():
             await route.queue.put(batch)
+        monitor = self.app.monitor
+        if routed and monitor is not None:
+            now = monotonic()
+            for tp in routed:
+                monitor.stream_inbound_time[tp] = now
 
     async def _drain_messages(self: Any, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set

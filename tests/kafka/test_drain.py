@@ -4,12 +4,17 @@ delivers it, and a batch ack commits exactly what per-message acks would."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 
+from streamapp.bench.harness import bench_app, create_topics
 from streamapp.kafka import drain
+from streamapp.kafka.produce import send_all
+from streamapp.settings import Settings
 
 
 class AckLog:
@@ -75,3 +80,42 @@ def test_routes_sharing_a_topic_each_get_it() -> None:
         "repartition": (features,),
     }
     assert features.queue.maxsize == 10
+
+
+def test_routed_partitions_count_as_processing_for_the_stall_check(kafka_broker: str) -> None:
+    """Faust logs "Stream has not started processing" for a partition with a backlog and
+    no `stream_inbound_time`; a route's delivery sets it, as a stream's event would."""
+    settings = Settings(kafka_bootstrap_servers=kafka_broker, kafka_group_id="drain-inbound")
+    topic = "drain-inbound-test"
+    partitions = 2
+    values = [(f"k{i}".encode(), b"v", i % partitions) for i in range(20)]
+
+    async def scenario(data_dir: Path) -> tuple[int, set[TP]]:
+        await create_topics(settings, [topic], partitions)
+        app = bench_app(settings, data_dir, partitions)
+        route = drain.route(app, [topic])
+        routed = drain.routed_topic(app, route)
+        taken: list[Message] = []
+
+        @app.agent(routed)
+        async def reader(stream: faust.StreamT) -> None:
+            while True:
+                batch = await route.queue.get()
+                taken.extend(batch)
+                drain.ack_all(app.consumer, batch)
+
+        await app.start()
+        try:
+            await send_all(app, topic, values)
+            deadline = asyncio.get_running_loop().time() + 60
+            while len(taken) < len(values):
+                assert asyncio.get_running_loop().time() < deadline, f"got {len(taken)}"
+                await asyncio.sleep(0.1)
+            return len(taken), set(app.monitor.stream_inbound_time)
+        finally:
+            await app.stop()
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        count, inbound = asyncio.run(scenario(Path(data_dir)))
+    assert count == len(values)
+    assert inbound == {TP(topic, p) for p in range(partitions)}
