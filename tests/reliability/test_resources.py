@@ -31,7 +31,7 @@ from tests.conftest import ROOT, settings_from_env
 from tests.reliability.corpus import Message
 from tests.reliability.traffic import group_lag, produce
 
-# About 12 minutes at 100,000 assets on this machine: `make resources`, not `make test`.
+# About 14 minutes at 100,000 assets on this machine: `make resources`, not `make test`.
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
