@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=settings.kafka_max_message_bytes + 64 * 1024,
         autodiscover=False,
     )
-    consumer.install(app, settings.kafka_fetch_max_wait_ms, settings.kafka_fetch_max_bytes)
+    consumer.install(app, settings.kafka_fetch_max_wait_ms)
     if settings.malloc_trim_interval > 0:
 
         @app.timer(settings.malloc_trim_interval)

@@ -71,13 +71,6 @@ class Settings(BaseSettings):
         description="Longest a worker's fetch waits for records; brokers that hold fetches "
         "for the whole wait (the embedded one does) add up to this much latency.",
     )
-    kafka_fetch_max_bytes: int = Field(
-        2 * MiB,
-        ge=1024,
-        description="Most bytes one fetch response of a worker carries (all partitions on "
-        "Apache Kafka, each partition on the embedded broker); a larger record still comes "
-        "whole. Bounds what a burst holds in memory.",
-    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )

@@ -166,7 +166,7 @@ def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
         producer_linger=0.005,
         autodiscover=False,
     )
-    consumer.install(app, settings.kafka_fetch_max_wait_ms, settings.kafka_fetch_max_bytes)
+    consumer.install(app, settings.kafka_fetch_max_wait_ms)
     install_batched_drain(app)
     return app
 

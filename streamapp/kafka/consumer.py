@@ -11,13 +11,8 @@
   even with records ready (fetches came back every ~770 ms at 1,000 msgs/s, which was
   the whole of the RUL agent's latency). `KAFKA_FETCH_MAX_WAIT_MS` bounds it on any
   broker; an idle worker then asks a little more often, which costs nothing.
-* Fetch size. Faust leaves aiokafka's 50 MB per fetch response; in a burst the fetched
-  records of every partition then sit in memory at once (about 100 MB of a 100,000-asset
-  worker's peak). `KAFKA_FETCH_MAX_BYTES` caps a response; a record larger than the cap
-  still comes (Kafka returns the first batch whatever its size, KIP-74, and the
-  embedded broker does too), so it bounds memory, not the largest record.
 
-Installed on an app by `install(app, fetch_max_wait_ms, fetch_max_bytes)`.
+Installed on an app by `install(app, fetch_max_wait_ms)`.
 """
 
 from __future__ import annotations
@@ -37,16 +32,13 @@ logger = logging.getLogger(__name__)
 
 
 class TunedConsumerThread(AIOKafkaConsumerThread):
-    """Faust's aiokafka consumer thread with fetch-based high watermarks, fetch wait and
-    fetch size."""
+    """Faust's aiokafka consumer thread with fetch-based high watermarks and fetch wait."""
 
     fetch_max_wait_ms: int = 1500
-    fetch_max_bytes: int = 52_428_800  # aiokafka's default
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # both read when its fetcher starts
-        consumer._fetch_max_bytes = self.fetch_max_bytes
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read when its fetcher starts
         return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
@@ -68,14 +60,12 @@ class TunedConsumerMixin:
         return self.thread_class(self, loop=self.loop, beacon=self.beacon)
 
 
-def install(app: faust.App, fetch_max_wait_ms: int, fetch_max_bytes: int) -> None:
-    """Make `app`'s consumer use the tuned thread (idempotent; the last values given win)."""
+def install(app: faust.App, fetch_max_wait_ms: int) -> None:
+    """Make `app`'s consumer use the tuned thread (idempotent; the last wait given wins)."""
     transport = app.transport
     base = transport.Consumer
     thread_class = type(
-        "TunedConsumerThread",
-        (TunedConsumerThread,),
-        {"fetch_max_wait_ms": fetch_max_wait_ms, "fetch_max_bytes": fetch_max_bytes},
+        "TunedConsumerThread", (TunedConsumerThread,), {"fetch_max_wait_ms": fetch_max_wait_ms}
     )
     if issubclass(base, TunedConsumerMixin):
         base.thread_class = thread_class
