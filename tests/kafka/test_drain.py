@@ -4,7 +4,6 @@ delivers it, and a batch ack commits exactly what per-message acks would."""
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 
 import faust
@@ -82,7 +81,9 @@ def test_routes_sharing_a_topic_each_get_it() -> None:
     assert features.queue.maxsize == 10
 
 
-def test_routed_partitions_count_as_processing_for_the_stall_check(kafka_broker: str) -> None:
+def test_routed_partitions_count_as_processing_for_the_stall_check(
+    kafka_broker: str, tmp_path: Path
+) -> None:
     """Faust logs "Stream has not started processing" for a partition with a backlog and
     no `stream_inbound_time`; a route's delivery sets it, as a stream's event would."""
     settings = Settings(kafka_bootstrap_servers=kafka_broker, kafka_group_id="drain-inbound")
@@ -90,9 +91,9 @@ def test_routed_partitions_count_as_processing_for_the_stall_check(kafka_broker:
     partitions = 2
     values = [(f"k{i}".encode(), b"v", i % partitions) for i in range(20)]
 
-    async def scenario(data_dir: Path) -> tuple[int, set[TP]]:
+    async def scenario() -> tuple[int, set[TP]]:
         await create_topics(settings, [topic], partitions)
-        app = bench_app(settings, data_dir, partitions)
+        app = bench_app(settings, tmp_path, partitions)
         route = drain.route(app, [topic])
         routed = drain.routed_topic(app, route)
         taken: list[Message] = []
@@ -115,7 +116,6 @@ def test_routed_partitions_count_as_processing_for_the_stall_check(kafka_broker:
         finally:
             await app.stop()
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        count, inbound = asyncio.run(scenario(Path(data_dir)))
+    count, inbound = asyncio.run(scenario())
     assert count == len(values)
     assert inbound == {TP(topic, p) for p in range(partitions)}

@@ -83,6 +83,7 @@ def test_padded_batches_predict_each_window_alone(trained: tuple[Ensemble, Path]
     assert all(scores.shape == (5,) for scores in batch.scores.values())
     alone = np.concatenate([ens.predict(windows[i : i + 1]).rul for i in range(5)])
     assert np.allclose(batch.rul, alone, atol=1e-4)
+    assert ens.predict(windows[:0]).rul.shape == (0,)
 
 
 def test_tampered_and_missing_files_refused(trained: tuple[Ensemble, Path], tmp_path: Path) -> None:
