@@ -196,13 +196,13 @@ class Settings(BaseSettings):
 
     # --- Worker memory (RocksDB: every table of a worker) ---------------------------
     rocksdb_memory_bytes: int = Field(
-        128 * MiB,
+        64 * MiB,
         ge=8 * MiB,
         description="RocksDB memory of a worker, all tables and partitions together: one "
         "LRU block cache that data, index and filter blocks and the memtables are charged to.",
     )
     rocksdb_write_buffer_bytes: int = Field(
-        32 * MiB,
+        16 * MiB,
         ge=4 * MiB,
         description="Part of ROCKSDB_MEMORY_BYTES that memtables may take before RocksDB "
         "flushes them to disk (one memtable is a quarter of it).",
