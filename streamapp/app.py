@@ -13,7 +13,7 @@ import faust
 
 from streamapp.features.store import store_url
 from streamapp.kafka import consumer
-from streamapp.kafka.config import faust_broker_url, faust_credentials
+from streamapp.kafka.config import faust_client_options, faust_credentials
 from streamapp.kafka.startup import wait_for_brokers
 from streamapp.native_heap import limit_malloc_arenas, trim_native_heap
 from streamapp.settings import Settings, get_settings
@@ -38,7 +38,7 @@ def create_app(settings: Settings) -> faust.App:
     app = StreamApp(
         settings,
         settings.kafka_group_id,
-        broker=faust_broker_url(settings),
+        **faust_client_options(settings),
         broker_credentials=faust_credentials(settings),
         store=store_url(settings),
         datadir=str(settings.data_dir / "faust"),
@@ -48,15 +48,9 @@ def create_app(settings: Settings) -> faust.App:
         web_in_thread=False,
         topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
-        topic_disable_leader=True,
         consumer_auto_offset_reset=settings.auto_offset_reset,
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
-        broker_commit_interval=1.0,
         table_standby_replicas=1,
         table_cleanup_interval=timedelta(seconds=30),
-        producer_linger=0.005,
         producer_max_request_size=settings.kafka_max_message_bytes + 64 * 1024,
         consumer_max_fetch_size=settings.kafka_max_message_bytes + 64 * 1024,
         autodiscover=False,

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="Longest a worker's fetch waits for records; brokers that hold fetches "
         "for the whole wait (the embedded one does) add up to this much latency.",
     )
+    kafka_max_poll_records: int = Field(
+        2000,
+        ge=1,
+        description="Most fetched records a worker turns into Python objects at once; the "
+        "rest of a fetch response waits as its compact bytes. Bounds a burst's memory "
+        "without asking the broker for anything (aiokafka's max_poll_records).",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )

@@ -13,6 +13,10 @@ Why it is exactly once (each step is tested in tests/archive):
 * After every rebalance Faust seeks each partition back to its committed offset and
   drops events of the old generation; the agent discards what it had buffered but not
   sealed (those messages come again) and re-reads S3 before resuming.
+* A message delivered twice in one assignment (a seek back to the committed offset
+  while its first copy was in flight) is acked once its first copy is written: acking
+  it at once could commit the offset before that write, and never acking it would hold
+  the partition's commits back for good once the first copy's ack was committed.
 
 Throughput: the agent's topics are a batch route of `streamapp.kafka.drain`: the fetch
 loop hands it lists of raw messages, skipping Faust's per-message delivery (conductor,
@@ -73,6 +77,8 @@ class Archiver:
         self.resume: dict[Key, int] = {}
         self.last_seen: dict[Key, int] = {}
         self.sealed_last: dict[Key, int] = {}
+        self.written_last: dict[Key, int] = {}
+        self.redelivered: dict[Key, list[Any]] = {}
         self.queues: dict[Key, asyncio.Queue[Batch]] = {}
         self.writers: dict[Key, asyncio.Task[None]] = {}
         self.pending: dict[Key, int] = {}
@@ -128,7 +134,7 @@ class Archiver:
             key = message.tp
             offset = message.offset
             if offset <= last_seen.get(key, -1):
-                drain.untrack(app.consumer, [message])
+                self._ack_when_written(key, message)
                 continue
             last_seen[key] = offset
             resume = self.resume.get(key)
@@ -159,6 +165,16 @@ class Archiver:
         self.generation = generation
         self.resume.clear()
         self.last_seen.clear()
+        for messages in self.redelivered.values():
+            drain.untrack(self.app.consumer, messages)
+        self.redelivered.clear()
+
+    def _ack_when_written(self, key: Key, message: Any) -> None:
+        """Ack a second copy of a message once its first copy is in S3 (module docstring)."""
+        if message.offset <= self.written_last.get(key, -1):
+            message.ack(self.app.consumer)
+        else:
+            self.redelivered.setdefault(key, []).append(message)
 
     async def _resume_point(self, key: Key) -> int:
         """Highest offset of this partition in S3 or sealed here for writing; -1 if none."""
@@ -223,6 +239,12 @@ class Archiver:
         )
         await self.store.put(name, body, "application/gzip")
         drain.ack_all(self.app.consumer, batch.messages)
+        key = (batch.topic, batch.partition)
+        self.written_last[key] = max(self.written_last.get(key, -1), batch.last_offset)
+        waiting = self.redelivered.get(key)
+        if waiting:
+            drain.ack_all(self.app.consumer, [m for m in waiting if m.offset <= batch.last_offset])
+            self.redelivered[key] = [m for m in waiting if m.offset > batch.last_offset]
         self.buffers.released(batch)
         self.freed.set()
         metrics.MESSAGES.labels(batch.topic).inc(len(batch.messages))

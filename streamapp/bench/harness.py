@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamapp.features.store import store_url
 from streamapp.kafka import consumer
-from streamapp.kafka.config import aiokafka_kwargs, faust_broker_url
+from streamapp.kafka.config import aiokafka_kwargs, faust_client_options
 from streamapp.kafka.drain import install as install_batched_drain
 from streamapp.settings import Settings
 
@@ -152,18 +152,12 @@ def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
     """An in-process Faust app configured like a worker (RocksDB tables, batched drain)."""
     app = faust.App(
         settings.kafka_group_id,
-        broker=faust_broker_url(settings),
+        **faust_client_options(settings),
         store=store_url(settings),
         datadir=str(data_dir),
         web_enabled=False,
         topic_partitions=partitions,
-        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
-        broker_commit_interval=1.0,
-        producer_linger=0.005,
         autodiscover=False,
     )
     consumer.install(app, settings.kafka_fetch_max_wait_ms)

@@ -57,3 +57,18 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
 def faust_broker_url(settings: Settings) -> list[str]:
     """Faust wants `kafka://host:port` URLs."""
     return [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")]
+
+
+def faust_client_options(settings: Settings) -> dict[str, Any]:
+    """The Faust app options for its Kafka clients that a worker and the benchmarks'
+    in-process app share: group timing, commit interval, producer linger, poll size."""
+    return {
+        "broker": faust_broker_url(settings),
+        "topic_disable_leader": True,
+        "broker_session_timeout": settings.kafka_session_timeout_s,
+        "broker_rebalance_timeout": settings.kafka_rebalance_timeout_s,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_s,
+        "broker_commit_interval": 1.0,
+        "producer_linger": 0.005,
+        "broker_max_poll_records": settings.kafka_max_poll_records,
+    }

@@ -11,6 +11,17 @@
   even with records ready (fetches came back every ~770 ms at 1,000 msgs/s, which was
   the whole of the RUL agent's latency). `KAFKA_FETCH_MAX_WAIT_MS` bounds it on any
   broker; an idle worker then asks a little more often, which costs nothing.
+* Assignment epochs. Faust fences everything a rebalance makes stale (fetched
+  messages, batches in flight, the archive's and feature agent's per-assignment
+  caches) by comparing each message's `generation_id` with the app's, which it takes
+  from the broker's group generation. The embedded broker hands out the same
+  generation for different assignments (a worker saw generation 1, a rebalance, then
+  generation 1 again with other partitions), so stale messages passed as current and
+  were acked or skipped against the new assignment: the chaos run committed offsets
+  whose output was missing, or left offsets uncommitted for good. The app's
+  generation is instead this process's count of assignments, new on every one
+  whatever the broker says; Faust's own checks (recovery, table stores) compare it
+  with itself, and aiokafka still commits with the broker's generation.
 
 Installed on an app by `install(app, fetch_max_wait_ms)`.
 """
@@ -23,7 +34,8 @@ from typing import Any
 
 import aiokafka
 import faust
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.consumer import ensure_TPset
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ConsumerRebalanceListener
 from faust.types import TP
 
 from streamapp.kafka.offsets import fetch_bounds
@@ -51,10 +63,28 @@ class TunedConsumerThread(AIOKafkaConsumerThread):
         return highwaters
 
 
+class EpochRebalanceListener(ConsumerRebalanceListener):
+    """Gives every assignment a new generation id of this process (see module docstring)."""
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        thread = self._thread
+        app = thread.app
+        epoch = app.consumer_generation_id + 1
+        app.consumer_generation_id = epoch
+        logger.debug(
+            "assignment epoch %d (broker generation %s)",
+            epoch,
+            thread._ensure_consumer()._coordinator.generation,
+        )
+        await thread.on_partitions_assigned(ensure_TPset(assigned), epoch)
+
+
 class TunedConsumerMixin:
-    """Makes a Faust consumer class create a `TunedConsumerThread` subclass."""
+    """Makes a Faust consumer class create a `TunedConsumerThread` subclass and number
+    assignments with `EpochRebalanceListener`."""
 
     thread_class: type[TunedConsumerThread] = TunedConsumerThread
+    RebalanceListener = EpochRebalanceListener
 
     def _new_consumer_thread(self: Any) -> TunedConsumerThread:
         return self.thread_class(self, loop=self.loop, beacon=self.beacon)

@@ -21,6 +21,17 @@ topic that other agents read still go through the conductor for them. Several ro
 may share a topic (`telemetry` feeds the archive and the feature agent): each gets
 every message. Each routed message holds one reference per route until that route's
 reader acks it, so an offset is committed only once every reader is done with it.
+A seek fences fetches: Faust's recovery resumes the flow before it seeks the stream
+partitions back to their committed offsets, so a fetch may come back after the seek with
+records from the old position. Delivered, the first of them would look like an offset
+gap past the new read offset, and Faust would commit over the messages in between
+without anyone processing them (faust-streaming#221). A fetch made before the last seek
+is dropped; since it may equally have been made just after it (its records then skipped
+by the fetcher), the drain seeks to the committed offsets once more, and the records
+come again. And an offset jump is read again once before Faust may count the offsets
+in between as a gap (on Apache Kafka, transaction markers and compaction leave such
+gaps; a fetch from a stale position leaves one that is not real); it is a gap only if
+the broker returns the same jump again.
 Once a route's queue took a fetch's messages, their partitions count as processing for
 Faust's stall check (`Monitor.stream_inbound_time`, which only its streams set): without
 it, a backlog longer than `stream_processing_timeout` (5 minutes) logged "Stream has not
@@ -60,19 +71,73 @@ class BatchedDrainMixin:
     """Overrides `_drain_messages` of a Faust consumer class (see module docstring)."""
 
     routes: dict[str, tuple[BatchRoute, ...]]
+    seeks: int = 0  # seeks to the committed offsets so far: a fetch's fence
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # First offset of each partition that had nothing committed at the last seek.
+        self.first_offsets: dict[Any, int] = {}
+        # Per partition, the offset of the last jump read again (see `_deliver`).
+        self.jumps_checked: dict[Any, int] = {}
+
+    async def perform_seek(self: Any) -> None:
+        """Seek every partition to its committed offset (counted for `_deliver`), and a
+        partition that has none, or 0, to its first offset.
+
+        aiokafka's seek to the committed offset skips a partition without one (or at 0)
+        and leaves it where the fetcher is: past the records of a fetch that was dropped,
+        which nobody would then process; and with nothing committed, Faust commits from
+        whatever offset is acked first. So such a partition goes back to its first
+        offset, which `_new_offset` then treats as its committed head.
+        """
+        self.seeks += 1  # and again when done: a fetch overlapping any part is fenced
+        await super().perform_seek()
+        starts: dict[Any, int] = {}
+        if self.app.conf.consumer_auto_offset_reset == "earliest":
+            acks_enabled_for = self.app.topics.acks_enabled_for
+            uncommitted = [
+                tp
+                for tp in self.assignment()
+                if not self._committed_offset.get(tp) and acks_enabled_for(tp.topic)
+            ]
+            if uncommitted:
+                starts = dict(await self.earliest_offsets(*uncommitted))
+                await self.seek_wait(starts)
+        self.first_offsets = starts
+        self.seeks += 1
+
+    def _new_offset(self: Any, tp: Any) -> int | None:
+        """Faust's next offset to commit, but never past the first offset of a partition
+        with nothing committed before that offset is acked (Faust checks the head only
+        against a committed offset, and not against 0)."""
+        if not self._committed_offset.get(tp):
+            first = self.first_offsets.get(tp)
+            acked = self._acked.get(tp)
+            if first is not None and acked and min(acked) - first > 1 and not self._gap.get(tp):
+                return None
+        return super()._new_offset(tp)
 
     def _fetched(
-        self: Any, records: Any, active_partitions: set[Any] | None, generation_id: int
+        self: Any,
+        records: Any,
+        active_partitions: set[Any] | None,
+        generation_id: int,
+        seeks: int,
     ) -> Iterator[tuple[Any, Message]]:
         """Upstream `getmany`'s loop over one fetch, as a plain generator, reading each
-        partition's high watermark (for the monitor) once per fetch, not per message."""
+        partition's high watermark (for the monitor) once per fetch, not per message;
+        it stops at a rebalance or a seek (what is left comes again from the new offset)."""
         app = self.app
         buffered = self._buffered_partitions
         to_message = self._to_message
         track_end_offset = app.monitor.track_tp_end_offset
         tracked: set[Any] = set()
         for tp, record in self.scheduler.iterate(records):
-            if not self.flow_active or app.consumer_generation_id != generation_id:
+            if (
+                not self.flow_active
+                or app.consumer_generation_id != generation_id
+                or self.seeks != seeks
+            ):
                 return
             if active_partitions is None or tp in active_partitions or tp in buffered:
                 if tp not in tracked:
@@ -82,15 +147,17 @@ class BatchedDrainMixin:
 
     async def _deliver(self: Any, race_each: bool) -> None:
         """Fetch once and deliver what came, as upstream `getmany` + drain loop do."""
+        seeks = self.seeks
         records, active_partitions = await self._wait_next_records(1.0)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
-        if not self.flow_active:
+        if not self.flow_active or self.seeks != seeks:
+            # Not flowing (as upstream), or a seek ran during the fetch (module docstring).
             try:
                 await self.perform_seek()
             except Exception as exc:
-                self.log.warning("exception performing seek when flow not active %r", exc)
+                self.log.warning("exception performing seek %r", exc)
             return
         callback = self.callback
         get_read_offset = self._read_offset.__getitem__
@@ -100,9 +167,10 @@ class BatchedDrainMixin:
         routes = self.routes
         pending: dict[BatchRoute, list[Message]] = {}
         routed: set[Any] = set()
+        reread: set[Any] = set()
         commit_every = self._commit_every
         since_yield = 0
-        for tp, message in self._fetched(records, active_partitions, generation_id):
+        for tp, message in self._fetched(records, active_partitions, generation_id, seeks):
             since_yield += 1
             if since_yield > _YIELD_EVERY:
                 await asyncio.sleep(0)
@@ -111,7 +179,16 @@ class BatchedDrainMixin:
             read_offset = get_read_offset(tp)
             if read_offset is not None and offset < read_offset:
                 continue
+            if tp in reread:
+                continue
             if read_offset and offset - read_offset > 1 and acks_enabled_for(message.topic):
+                if self.jumps_checked.get(tp) != offset:
+                    # Read the skipped offsets again before taking them for a gap.
+                    self.jumps_checked[tp] = offset
+                    reread.add(tp)
+                    await self.seek(tp, read_offset + 1)
+                    set_read_offset(tp, read_offset)  # still the last one delivered
+                    continue
                 await self._add_gap(tp, read_offset + 1, offset)
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0

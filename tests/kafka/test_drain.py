@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import faust
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 
@@ -14,18 +16,7 @@ from streamapp.bench.harness import bench_app, create_topics
 from streamapp.kafka import drain
 from streamapp.kafka.produce import send_all
 from streamapp.settings import Settings
-
-
-class AckLog:
-    """The consumer side of a final ack, as Faust's `Consumer.ack` (minus commit tracking)."""
-
-    def __init__(self) -> None:
-        self.acked: list[int] = []
-
-    def ack(self, message: ConsumerMessage) -> bool:
-        message.acked = True
-        self.acked.append(message.offset)
-        return True
+from tests.support.acks import AckLog
 
 
 def messages(references: list[int]) -> list[ConsumerMessage]:
@@ -119,3 +110,119 @@ def test_routed_partitions_count_as_processing_for_the_stall_check(
     count, inbound = asyncio.run(scenario())
     assert count == len(values)
     assert inbound == {TP(topic, p) for p in range(partitions)}
+
+
+def fenced_consumer(name: str) -> tuple[faust.App, drain.BatchRoute, Any, list[int]]:
+    """An app's batched-drain consumer (never started) whose seeks land at offset 5."""
+    app = faust.App(name, broker="kafka://127.0.0.1:1", store="memory://")
+    route = drain.route(app, ["t"])
+    consumer = app.consumer
+    seeks: list[int] = []
+
+    async def seek_to_committed() -> dict[TP, int]:
+        seeks.append(consumer.seeks)
+        return {TP("t", 0): 5}
+
+    consumer.seek_to_committed = seek_to_committed
+    consumer.assignment = lambda: {TP("t", 0)}
+    return app, route, consumer, seeks
+
+
+def test_a_fetch_that_a_seek_overtook_is_dropped_and_sought_again() -> None:
+    """A fetch's records may come from before the seek (they would count as an offset gap
+    and commit over unprocessed messages) or from after it (dropped, they would be
+    skipped): none is delivered, and the drain seeks again so that they come again."""
+    _, route, consumer, seeks = fenced_consumer("drain-seek-fence-test")
+    stale = ConsumerRecord("t", 0, 40, 0, 0, b"k", b"v", None, 1, 1, [])
+
+    async def fetch_overtaken_by_a_seek(timeout: float) -> tuple[Any, set[TP]]:
+        await consumer.perform_seek()  # recovery, while the fetch was out
+        return {TP("t", 0): [stale]}, {TP("t", 0)}
+
+    consumer._wait_next_records = fetch_overtaken_by_a_seek
+    asyncio.run(consumer._deliver(race_each=False))
+
+    assert route.queue.empty()
+    assert seeks == [1, 3]
+    assert consumer._read_offset[TP("t", 0)] == 5
+
+
+def test_a_seek_stops_the_delivery_of_the_fetch_it_overtook() -> None:
+    app, _, consumer, _ = fenced_consumer("drain-seek-stop-test")
+    records = {TP("t", 0): [ConsumerRecord("t", 0, 40, 0, 0, b"k", b"v", None, 1, 1, [])]}
+
+    async def seek() -> None:
+        await consumer.perform_seek()
+
+    before = consumer.seeks
+    asyncio.run(seek())
+    assert list(consumer._fetched(records, None, app.consumer_generation_id, before)) == []
+
+
+def test_a_partition_with_nothing_committed_is_sought_back_to_its_first_offset() -> None:
+    """aiokafka's seek to the committed offset leaves such a partition where the fetcher
+    is, past whatever was fetched and dropped; and Faust would commit from the first
+    offset acked, whatever it is."""
+    app = faust.App("drain-first-offset-test", broker="kafka://127.0.0.1:1", store="memory://")
+    drain.route(app, ["t"])
+    consumer = app.consumer
+    tp = TP("t", 0)
+    sought: list[dict[TP, int]] = []
+
+    async def seek_to_committed() -> dict[TP, int | None]:
+        return {tp: None}
+
+    async def earliest_offsets(*partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 0)
+
+    async def seek_wait(offsets: dict[TP, int]) -> None:
+        sought.append(offsets)
+
+    consumer.seek_to_committed = seek_to_committed
+    consumer.earliest_offsets = earliest_offsets
+    consumer.seek_wait = seek_wait
+    consumer.assignment = lambda: {tp}
+    app.topics.acks_enabled_for = lambda topic: True
+    asyncio.run(consumer.perform_seek())
+
+    assert sought == [{tp: 0}]
+    consumer._acked[tp] = list(range(350, 400))  # fetched after records that were dropped
+    assert consumer._new_offset(tp) is None
+    consumer._acked[tp] = list(range(0, 10))
+    assert consumer._new_offset(tp) == 10
+
+
+def test_an_offset_jump_is_read_again_before_it_counts_as_a_gap() -> None:
+    """A jump from a stale fetch is not a gap: Faust would commit over the offsets in
+    between. The partition is read again from after the last delivered offset; only a
+    jump the broker returns again (transaction markers, compaction) becomes a gap."""
+    app, route, consumer, _ = fenced_consumer("drain-jump-test")
+    tp = TP("t", 0)
+    sought: list[tuple[TP, int]] = []
+    fetches = [[5, 9, 10], [9, 10]]
+
+    def record(offset: int) -> ConsumerRecord:
+        return ConsumerRecord("t", 0, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+    async def fetch(timeout: float) -> tuple[Any, set[TP]]:
+        return {tp: [record(offset) for offset in fetches.pop(0)]}, {tp}
+
+    async def seek(partition: TP, offset: int) -> None:
+        sought.append((partition, offset))
+
+    consumer._wait_next_records = fetch
+    consumer._seek = seek
+    consumer.highwater = lambda partition: 11
+    app.topics.acks_enabled_for = lambda topic: True
+    consumer._read_offset[tp] = 4
+
+    async def deliver_twice() -> list[list[int]]:
+        delivered = []
+        for _ in range(2):
+            await consumer._deliver(race_each=False)
+            delivered.append([m.offset for m in route.queue.get_nowait()])
+        return delivered
+
+    assert asyncio.run(deliver_twice()) == [[5], [9, 10]]
+    assert sought == [(tp, 6)]
+    assert sorted((i.begin, i.end) for i in consumer._gap[tp]) == [(6, 10)]

@@ -1,0 +1,33 @@
+"""The worker's Faust app: settings reach the Kafka client it creates (no broker needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from streamapp.app import create_app
+from streamapp.kafka.consumer import EpochRebalanceListener
+from streamapp.settings import Settings
+
+
+def test_the_workers_kafka_consumer_takes_the_fetch_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, kafka_max_poll_records=123, kafka_fetch_max_wait_ms=77)
+
+    async def created() -> tuple[int, int]:
+        app = create_app(settings)
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return consumer._max_poll_records, consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(created()) == (123, 77)
+
+
+def test_the_workers_consumer_numbers_assignments_itself(tmp_path: Path) -> None:
+    """Not the broker's group generation: the embedded broker repeats it across rebalances."""
+
+    async def listener() -> object:
+        return create_app(Settings(data_dir=tmp_path)).consumer._thread._rebalance_listener
+
+    assert isinstance(asyncio.run(listener()), EpochRebalanceListener)
