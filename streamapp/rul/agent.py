@@ -85,10 +85,6 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     async def _forget_on_assign(app: faust.App, assigned: object, **kwargs: object) -> None:
         cache.clear()
 
-    @app.task
-    async def load_model_at_start() -> None:
-        await live.refresh()
-
     @app.timer(MODEL_CHECK_INTERVAL_S)
     async def follow_active_model() -> None:
         """Pick up `streamapp models activate` without a restart."""
@@ -99,8 +95,11 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     async def predict(stream: faust.StreamT) -> None:
         """One inference per batch; one prediction (or dead letter) per message.
 
-        The stream subscribes the topic; its messages arrive on the batch route.
+        The stream subscribes the topic; its messages arrive on the batch route. The
+        first batch waits for the active model: taken without it, its records would be
+        applied without predictions.
         """
+        await live.refresh()
         await run_batches(
             app,
             batch_route.queue,

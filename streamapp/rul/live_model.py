@@ -2,7 +2,10 @@
 
 A new version is loaded (checksums verified) off the event loop; only when it
 loads completely does it replace the serving one. A bad artifact is refused with
-an error log and the previous model keeps serving.
+an error log and the previous model keeps serving. A caller of `refresh` waits for a
+load already in progress: the RUL agent refreshes before its first batch, so a
+(re)started worker predicts its first records with the active model instead of
+skipping them as if there were none.
 """
 
 from __future__ import annotations
@@ -28,22 +31,26 @@ class LiveModel:
         self.ensemble: Ensemble | None = None
         self._tried: str | None = None
         self._last_warning = -NO_MODEL_WARNING_INTERVAL_S
+        self._loading = asyncio.Lock()
 
     async def refresh(self) -> None:
         """Load the active version if it is new; keep the old one on any failure."""
-        version = active_version(self.models_dir)
-        if version is None or version == self._tried:
-            return
-        self._tried = version
-        try:
-            ensemble = await asyncio.to_thread(load_ensemble, self.models_dir / version)
-        except ArtifactError as exc:
-            serving = self.ensemble.version if self.ensemble else "none"
-            log.error("event=model_refused version=%s serving=%s reason=%s", version, serving, exc)
-            return
-        self.ensemble = ensemble
-        set_model_version(ensemble.version)
-        log.info("event=model_loaded version=%s window=%d", ensemble.version, ensemble.window)
+        async with self._loading:
+            version = active_version(self.models_dir)
+            if version is None or version == self._tried:
+                return
+            self._tried = version
+            try:
+                ensemble = await asyncio.to_thread(load_ensemble, self.models_dir / version)
+            except ArtifactError as exc:
+                serving = self.ensemble.version if self.ensemble else "none"
+                log.error(
+                    "event=model_refused version=%s serving=%s reason=%s", version, serving, exc
+                )
+                return
+            self.ensemble = ensemble
+            set_model_version(ensemble.version)
+            log.info("event=model_loaded version=%s window=%d", ensemble.version, ensemble.window)
 
     def warn_if_missing(self) -> None:
         """Once a minute at most: say that predictions are being skipped."""

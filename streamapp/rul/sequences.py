@@ -215,7 +215,9 @@ def apply(
 ) -> str:
     """Append the record's features unless it was applied before; returns an `Outcome`.
 
-    `keep_features` are the serving model's inputs; with no model every feature is kept.
+    `keep_features` are the serving model's inputs. With no model (none active, or the
+    active one refused at start) every feature is kept, except that an asset whose record
+    holds all of its columns keeps those: its history stays for when a model serves again.
     """
     if offset <= state.last_offset:
         return Outcome.REPLAYED
@@ -223,7 +225,10 @@ def apply(
     if record.window_end_ms <= state.last_window_end_ms:
         return Outcome.DUPLICATE_WINDOW
     state.last_window_end_ms = record.window_end_ms
-    state.project(sorted(record.features) if keep_features is None else keep_features)
+    if keep_features is None:
+        held = state.names and all(name in record.features for name in state.names)
+        keep_features = state.names if held else sorted(record.features)
+    state.project(keep_features)
     features = record.features
     row = np.array([[features[name] for name in state.names]], dtype=np.float64)
     keep = state.rows[max(0, len(state.rows) - capacity + 1) :]

@@ -91,6 +91,15 @@ def test_a_new_model_keeps_the_rows_that_hold_its_features() -> None:
     assert (state.names, state.rows.tolist()) == (["s2_mean", "s3_mean"], [[4.0, 8.0]])
 
 
+def test_records_taken_without_a_model_keep_the_history_of_the_last_one() -> None:
+    state = AssetSequence()
+    apply(state, parsed(1, 1.0), 1, ["s3_mean"], 30)
+    apply(state, parsed(2, 2.0), 2, None, 30)
+    assert (state.names, state.rows.tolist()) == (["s3_mean"], [[2.0], [4.0]])
+    apply(state, parsed(3, 3.0), 3, ["s3_mean"], 30)
+    assert state.rows.tolist() == [[2.0], [4.0], [6.0]]
+
+
 def test_state_round_trips_through_its_table_value() -> None:
     state = AssetSequence()
     apply(state, parsed(1), 1, None, 30)
