@@ -6,7 +6,7 @@ watermark of a Fetch response is right on every broker. `fetch_bounds` sends one
 per leader, from each partition's log start, with a small byte budget (the broker
 returns the partition header and at most about one batch) and a short wait (the
 embedded broker answers a zero-wait Fetch with no partitions at all). Table recovery
-(`streamapp.features.recovery`) and the archive audit both use it.
+(`streamapp.kafka.consumer`) and the archive audit both use it.
 """
 
 from __future__ import annotations
