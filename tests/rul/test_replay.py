@@ -3,7 +3,8 @@
 telemetry -> cycle windows -> extracted-features -> sequences -> ensemble -> rul-predictions,
 on the embedded stack with the shipped model. The second test SIGKILLs the worker while it
 is working through the replay, restarts it on the same state directory, and still gets
-exactly one final prediction per engine, equal to the offline one.
+exactly one final prediction per engine, equal to the offline one, and every step of
+every engine predicted from the same history as offline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from click.testing import CliRunner
 from streamapp.cli.rul import evaluate as evaluate_cmd
 from streamapp.rul import replay as cmapss_replay
 from streamapp.rul.artifacts import load_active
-from streamapp.rul.data import load_cmapss
+from streamapp.rul.data import load_cmapss, sequence_windows
 from streamapp.rul.evaluate import evaluate
 from streamapp.sim.pacing import send_paced
 from tests.conftest import CMAPSS, ROOT, settings_from_env
@@ -54,6 +55,22 @@ def offline() -> dict[str, Any]:
     return {
         "rmse": printed["models"]["ensemble"]["rmse"],
         "pred": {f"{PREFIX}{int(u):03d}": p for u, p in zip(units, preds, strict=True)},
+    }
+
+
+@pytest.fixture(scope="module")
+def offline_steps() -> dict[str, list[float]]:
+    """The shipped model's prediction at every cycle of every FD001 test engine, offline:
+    a step predicted from a damaged history (a row lost, doubled or stale) differs."""
+    if not (DATA / "test_FD001.txt").exists():
+        pytest.skip(f"C-MAPSS FD001 not found in {DATA}")
+    ensemble = load_active(MODELS)
+    fleet = load_cmapss(DATA, "FD001", "test").columns(ensemble.feature_names)
+    return {
+        f"{PREFIX}{int(unit):03d}": ensemble.predict(
+            sequence_windows(s, ensemble.window)
+        ).rul.tolist()
+        for unit, s in zip(fleet.units, fleet.series, strict=True)
     }
 
 
@@ -111,7 +128,7 @@ def test_fd001_replay_through_a_worker_equals_offline_evaluate(
 
 
 def test_sigkill_mid_replay_then_restart_gives_one_final_prediction_per_engine(
-    isolated_env, start_worker, offline
+    isolated_env, start_worker, offline, offline_steps
 ) -> None:
     env = worker_env(isolated_env)
     settings = settings_from_env(env)
@@ -148,11 +165,19 @@ def test_sigkill_mid_replay_then_restart_gives_one_final_prediction_per_engine(
     assert_matches_offline(finals_on_topic(env, last), offline)
 
     # At least once, and every copy of a step re-published after the crash is the same
-    # record byte for byte (its stored bytes are re-sent, measured latency included).
+    # record byte for byte (its stored bytes are re-sent, measured latency included);
+    # every step, not only the last, predicted from the history offline sees.
     by_step: dict[tuple[str, int], set[bytes]] = defaultdict(set)
+    wrong: list[tuple[str, int, float, float]] = []
     for record in read_topic(env, env["TOPIC_PREDICTIONS"], idle_timeout=2.0):
         prediction = json.loads(record.value)
-        step = (prediction["asset_id"], prediction["metadata"]["cycle"])
+        asset, cycle = step = (prediction["asset_id"], prediction["metadata"]["cycle"])
         by_step[step].add(record.value)
+        expected = offline_steps[asset][cycle - 1]
+        if abs(prediction["rul_prediction"] - expected) > TOLERANCE:
+            wrong.append((asset, cycle, prediction["rul_prediction"], expected))
     assert all(len(copies) == 1 for copies in by_step.values())
-    assert len(by_step) == sum(last.values())
+    steps = {(asset, cycle) for asset, final in last.items() for cycle in range(1, final + 1)}
+    missing = sorted(steps - set(by_step))
+    assert not missing, f"{len(missing)} steps without a prediction, first {missing[:10]}"
+    assert not wrong, f"{len(wrong)} steps predicted from a damaged history, first {wrong[:5]}"
