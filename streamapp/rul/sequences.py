@@ -226,7 +226,7 @@ def apply(
         return Outcome.DUPLICATE_WINDOW
     state.last_window_end_ms = record.window_end_ms
     if keep_features is None:
-        held = state.names and all(name in record.features for name in state.names)
+        held = bool(state.names) and all(name in record.features for name in state.names)
         keep_features = state.names if held else sorted(record.features)
     state.project(keep_features)
     features = record.features
