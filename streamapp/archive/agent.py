@@ -176,6 +176,14 @@ class Archiver:
         else:
             self.redelivered.setdefault(key, []).append(message)
 
+    def _written(self, key: Key, last_offset: int) -> None:
+        """The partition is in S3 up to `last_offset`: ack the second copies waiting for it."""
+        self.written_last[key] = max(self.written_last.get(key, -1), last_offset)
+        waiting = self.redelivered.get(key)
+        if waiting:
+            drain.ack_all(self.app.consumer, [m for m in waiting if m.offset <= last_offset])
+            self.redelivered[key] = [m for m in waiting if m.offset > last_offset]
+
     async def _resume_point(self, key: Key) -> int:
         """Highest offset of this partition in S3 or sealed here for writing; -1 if none."""
         assert self.store is not None
@@ -239,12 +247,7 @@ class Archiver:
         )
         await self.store.put(name, body, "application/gzip")
         drain.ack_all(self.app.consumer, batch.messages)
-        key = (batch.topic, batch.partition)
-        self.written_last[key] = max(self.written_last.get(key, -1), batch.last_offset)
-        waiting = self.redelivered.get(key)
-        if waiting:
-            drain.ack_all(self.app.consumer, [m for m in waiting if m.offset <= batch.last_offset])
-            self.redelivered[key] = [m for m in waiting if m.offset > batch.last_offset]
+        self._written((batch.topic, batch.partition), batch.last_offset)
         self.buffers.released(batch)
         self.freed.set()
         metrics.MESSAGES.labels(batch.topic).inc(len(batch.messages))
