@@ -14,6 +14,7 @@ import faust
 from streamapp.features.store import store_url
 from streamapp.kafka import consumer
 from streamapp.kafka.config import faust_client_options, faust_credentials
+from streamapp.kafka.recovery import table_manager
 from streamapp.kafka.startup import wait_for_brokers
 from streamapp.native_heap import limit_malloc_arenas, trim_native_heap
 from streamapp.settings import Settings, get_settings
@@ -47,6 +48,8 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
+        TableManager=table_manager(settings),
         topic_allow_declare=True,
         consumer_auto_offset_reset=settings.auto_offset_reset,
         table_standby_replicas=1,

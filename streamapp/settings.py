@@ -81,6 +81,36 @@ class Settings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )
+    kafka_replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replication factor of the topics the workers create (table "
+        "changelogs, repartition topics); `dev up --brokers 3` writes 3.",
+    )
+    rebuild_stale_state: bool = Field(
+        False,
+        description="On an external broker, let a worker whose local table state is ahead "
+        "of its changelog (the broker lost or truncated the changelog) discard that "
+        "partition's state and rebuild it from the changelog instead of exiting. Always "
+        "on for the embedded stack.",
+    )
+
+    # --- Embedded stack (`streamapp dev`, tests, benchmarks) ----------------------
+    streamapp_broker: Literal["kafka", "tansu"] = Field(
+        "kafka",
+        description="Embedded broker: Apache Kafka (KRaft), or the Tansu fallback, which "
+        "is also taken, with a warning, where Java or Maven is missing.",
+    )
+    kafka_jars_cache: Path = Field(
+        Path.home() / ".cache" / "streamapp",
+        description="Where Maven's copy of the embedded Apache Kafka's jars is kept, so "
+        "later starts need no network.",
+    )
+    embedded_stack: bool = Field(
+        False,
+        description="Set by `dev up` in .streamapp/dev.env: the broker is the embedded "
+        "one, whose log `dev down --wipe` deletes together with the workers' state.",
+    )
 
     # --- S3 --------------------------------------------------------------------
     s3_endpoint: str | None = Field(

@@ -1,6 +1,8 @@
-"""Session fixtures: a real Tansu broker and a real moto S3 server on loopback.
+"""Session fixtures: a real broker and a real moto S3 server on loopback.
 
-Unit tests of pure logic don't request these fixtures, so they never wait for them.
+The broker is the embedded one `streamapp dev up` starts: Apache Kafka (KRaft), or
+Tansu with STREAMAPP_BROKER=tansu (`make test-tansu`). Unit tests of pure logic don't
+request these fixtures, so they never wait for them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from streamapp.dev.brokers import EmbeddedBroker, start_embedded
 from streamapp.dev.stack import (
     DEV_BUCKET,
     DEV_PREFIX,
@@ -19,7 +22,6 @@ from streamapp.dev.stack import (
     DEV_S3_KEY,
     DEV_S3_SECRET,
     free_port,
-    start_broker,
     start_s3,
     stop_process,
 )
@@ -47,13 +49,29 @@ def artifacts_dir() -> Path:
     return path
 
 
+# The broker kind of this run: STREAMAPP_BROKER, else Apache Kafka.
+STACK_SETTINGS = Settings(_env_file=None)
+
+
+def start_test_broker(directory: Path, **options: object) -> EmbeddedBroker:
+    """A fresh embedded broker of this run's kind, its state under `directory`."""
+    return start_embedded(
+        STACK_SETTINGS.streamapp_broker, directory, STACK_SETTINGS.kafka_jars_cache, **options
+    )
+
+
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address of a real Tansu broker (memory storage) for the session."""
-    port = free_port()
-    process = start_broker(port, tmp_path_factory.mktemp("broker") / "broker.log")
-    yield f"127.0.0.1:{port}"
-    stop_process(process.pid)
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The session's embedded broker (Apache Kafka unless STREAMAPP_BROKER=tansu)."""
+    started = start_test_broker(tmp_path_factory.mktemp("broker"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(broker: EmbeddedBroker) -> str:
+    """Bootstrap address of the session's broker."""
+    return broker.bootstrap
 
 
 @pytest.fixture(scope="session")

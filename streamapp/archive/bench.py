@@ -23,6 +23,7 @@ from streamapp.bench.harness import (
     PARTITIONS,
     bench_app,
     bench_settings,
+    broker_label,
     create_topics,
     private_broker,
     private_s3,
@@ -108,6 +109,9 @@ async def run_bench(settings: Settings, count: int, data_dir: Path) -> dict[str,
 
 def bench_archive(count: int) -> dict[str, Any]:
     """Start a private embedded stack, run the bench, stop the stack."""
-    with private_broker("archive") as (bootstrap, state), private_s3(state) as s3:
-        settings = bench_settings(bootstrap, "archive", buffer_flush_interval=0.5, **s3)
-        return asyncio.run(run_bench(settings, count, state / "faust"))
+    with private_broker("archive") as (broker, state), private_s3(state) as s3:
+        settings = bench_settings(broker.bootstrap, "archive", buffer_flush_interval=0.5, **s3)
+        return {
+            "broker": broker_label(broker),
+            **asyncio.run(run_bench(settings, count, state / "faust")),
+        }

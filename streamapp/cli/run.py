@@ -24,7 +24,7 @@ import click
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp.rul.artifacts import active_version
-from streamapp.settings import configure
+from streamapp.settings import configure, get_settings
 
 # (label shown, metric family, label filter) of the live summary.
 SUMMARY_COUNTERS: tuple[tuple[str, str, dict[str, str]], ...] = (
@@ -164,17 +164,19 @@ def run(
 
     stack = DevStack()
     stack_started = not all(stack.status().values())
+    settings = get_settings()
     try:
-        env = stack.up(Path("topics.yaml"))
+        env = stack.up(Path("topics.yaml"), settings.streamapp_broker, settings.kafka_jars_cache)
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     settings = configure()
     model = active_version(settings.models_dir)
     logs = stack.log_dir
-    # The embedded broker keeps its data in memory, so table state left by an earlier
-    # stack names changelog offsets the new broker never had: each new stack starts clean.
+    # Tansu keeps its data in memory, so table state left by an earlier stack names
+    # changelog offsets the new broker never had: on Tansu each new stack starts clean.
+    # Apache Kafka keeps its log, and the table state with it.
     table_state = stack.state_dir / "run-data"
-    if stack_started:
+    if stack_started and stack.info().get("broker") == "tansu":
         shutil.rmtree(table_state, ignore_errors=True)
     started = Started([], stack_started)
     try:
@@ -204,7 +206,14 @@ def run(
             )
         )
         base = f"http://127.0.0.1:{web_port}"
-        click.echo(f"broker {env.kafka_bootstrap_servers}   S3 {env.s3_endpoint}")
+        info = stack.info()
+        kind = "Apache Kafka" if info.get("broker") == "kafka" else "Tansu"
+        click.echo(
+            f"broker {kind} {info.get('version')} at {env.kafka_bootstrap_servers}   "
+            f"S3 {env.s3_endpoint}"
+        )
+        if info.get("fallback"):
+            click.echo(f"note: {info['fallback']}")
         click.echo(f"fleet page {base}/   metrics {base}/metrics   logs {logs}/")
         click.echo(
             f"model {model} ({settings.models_dir}/ACTIVE)"

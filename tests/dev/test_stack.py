@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streamapp.dev.kafka import kafka_version
+from tests.conftest import STACK_SETTINGS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def streamapp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "S3_"))}
+    env["STREAMAPP_BROKER"] = STACK_SETTINGS.streamapp_broker
     return subprocess.run(
         [sys.executable, "-m", "streamapp", *args],
         cwd=cwd,
@@ -20,6 +24,10 @@ def streamapp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+def recorded_pids(state: Path) -> list[int]:
+    return [int(path.read_text()) for path in sorted((state / ".streamapp/pids").glob("*.pid"))]
 
 
 def alive(pid: int) -> bool:
@@ -46,20 +54,19 @@ def test_dev_up_status_down_leave_no_process(tmp_path: Path) -> None:
         "S3_PREFIX",
     }
     assert env["S3_SECRET"] not in up.stdout + up.stderr
-    pids = [
-        int((tmp_path / f".streamapp/pids/{name}.pid").read_text()) for name in ("broker", "s3")
-    ]
-    assert all(alive(pid) for pid in pids)
+    pids = recorded_pids(tmp_path)
+    assert len(pids) >= 2 and all(alive(pid) for pid in pids)
     again = streamapp(tmp_path, "dev", "up")
     assert again.returncode == 0
-    assert [
-        int((tmp_path / f".streamapp/pids/{n}.pid").read_text()) for n in ("broker", "s3")
-    ] == pids
+    assert recorded_pids(tmp_path) == pids
     listed = streamapp(tmp_path, "topics", "list")
     assert listed.returncode == 0 and "telemetry.dlq\t8" in listed.stdout
-    assert "running" in streamapp(tmp_path, "dev", "status").stdout
+    status = streamapp(tmp_path, "dev", "status").stdout
+    assert "running" in status
+    if STACK_SETTINGS.streamapp_broker == "kafka":
+        assert f"broker: Apache Kafka {kafka_version()}" in status
     down = streamapp(tmp_path, "dev", "down")
-    assert down.returncode == 0 and "broker" in down.stdout
+    assert down.returncode == 0 and "s3" in down.stdout
     assert not any(alive(pid) for pid in pids)
     assert not (tmp_path / ".streamapp/dev.env").exists()
     assert "nothing was running" in streamapp(tmp_path, "dev", "down").stdout

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.dev.stack import free_port, start_broker, stop_process
+from streamapp.dev.stack import free_port
 from streamapp.kafka.startup import BrokersUnreachable, wait_for_brokers
 from streamapp.settings import Settings
-from tests.conftest import provision, settings_from_env, stack_env
+from tests.conftest import provision, settings_from_env, stack_env, start_test_broker
+from tests.support.tcp_proxy import TcpProxy
 
 
 def test_no_broker_within_the_timeout_is_a_clear_error() -> None:
@@ -37,11 +38,19 @@ def test_a_worker_started_before_its_broker_waits_then_runs(
         time.sleep(0.5)
     time.sleep(3)  # a few more failed attempts: still waiting, not exited
     assert worker.alive(), worker.log_tail()
-    broker = start_broker(port, tmp_path / "late-broker.log")
+    # The late broker advertises `port`, where a proxy in front of it then listens.
+    broker = start_test_broker(tmp_path / "late-broker", advertised_ports={1: port})
+    proxy = TcpProxy("127.0.0.1", _listen_port(broker), port=port).start()
     try:
         provision(settings_from_env(env))
         worker.wait_ready(timeout=120)
         assert "event=brokers_reachable" in worker.log_tail(400)
     finally:
         worker.stop()
-        stop_process(broker.pid)
+        proxy.cut()
+        broker.stop()
+
+
+def _listen_port(broker) -> int:
+    """The port the broker itself listens on (behind its advertised proxy)."""
+    return broker.nodes[0].port if broker.kind == "kafka" else broker.port

@@ -28,7 +28,8 @@ import pytest
 
 from streamapp.archive.compaction import compact
 from streamapp.archive.verify import is_clean, verify
-from streamapp.dev.stack import _clean_env, broker_binary, free_port, stop_process
+from streamapp.dev.stack import free_port, stop_process
+from streamapp.dev.tansu import broker_binary, clean_env
 from streamapp.features.agent import repartition_topic_name
 from streamapp.ingest.validation import format_ts
 from streamapp.rul import replay as cmapss_replay
@@ -110,7 +111,7 @@ def proxied_broker(log: Path) -> Iterator[tuple[str, TcpProxy]]:
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=_clean_env(), start_new_session=True
+            command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), start_new_session=True
         )
     deadline = time.monotonic() + 30
     while True:
