@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 0
 
-.PHONY: run test lint format chaos resources bench clean
+.PHONY: run test test-kafka test-tansu lint format chaos resources bench clean
 
 $(STAMP): pyproject.toml
 	@# Headless Chromium for the fleet page test (Debian package; no browser downloads).
@@ -16,18 +16,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# Apache Kafka's jars (Maven, cached) and its console tools as .venv/bin wrappers.
+	$(BIN)/streamapp dev tools \
+		|| echo "warning: no Java 17/Maven: the embedded broker falls back to Tansu, no Kafka console tools"
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/streamapp run --duration $(DURATION)
 
-test: $(STAMP)
-	$(BIN)/ruff check streamapp tests
-	$(BIN)/ruff format --check streamapp tests
-	$(BIN)/pytest -m "not chaos and not resources"
+# The whole suite on Apache Kafka, then the Tansu fallback's own small job.
+test: lint test-kafka test-tansu
 
+test-kafka: $(STAMP)
+	STREAMAPP_BROKER=kafka $(BIN)/pytest -m "not chaos and not resources"
+
+test-tansu: $(STAMP)
+	STREAMAPP_BROKER=tansu $(BIN)/pytest -m "tansu and not chaos and not resources"
+
+# On a 3-broker Apache Kafka cluster (replication 3, min.insync.replicas=2).
 chaos: $(STAMP)
-	$(BIN)/pytest -m chaos -s
+	STREAMAPP_BROKER=kafka $(BIN)/pytest -m chaos -s
 
 resources: $(STAMP)
 	$(BIN)/pytest -m resources -s

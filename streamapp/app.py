@@ -14,6 +14,7 @@ import faust
 from streamapp.features.store import store_url
 from streamapp.kafka import consumer
 from streamapp.kafka.config import faust_client_options, faust_credentials
+from streamapp.kafka.quirks import quirks_for
 from streamapp.kafka.recovery import table_manager
 from streamapp.kafka.startup import wait_for_brokers
 from streamapp.native_heap import limit_malloc_arenas, trim_native_heap
@@ -58,7 +59,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=settings.kafka_max_message_bytes + 64 * 1024,
         autodiscover=False,
     )
-    consumer.install(app, settings.kafka_fetch_max_wait_ms)
+    consumer.install(app, settings.kafka_fetch_max_wait_ms, quirks_for(settings))
     if settings.malloc_trim_interval > 0:
 
         @app.timer(settings.malloc_trim_interval)

@@ -115,7 +115,8 @@ def provision(settings: Settings) -> None:
     asyncio.run(s3.ensure_bucket(settings))
     inputs = (settings.topic_telemetry, settings.topic_tesla, settings.topic_features)
     names = [*inputs, *(settings.dlq_topic(name) for name in inputs), settings.topic_predictions]
-    specs = [topics.TopicSpec(name, settings.topic_partitions, 1) for name in names]
+    replicas = settings.kafka_replication_factor
+    specs = [topics.TopicSpec(name, settings.topic_partitions, replicas) for name in names]
     asyncio.run(topics.apply(settings, specs))
 
 

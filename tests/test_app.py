@@ -24,10 +24,12 @@ def test_the_workers_kafka_consumer_takes_the_fetch_settings(tmp_path: Path) -> 
     assert asyncio.run(created()) == (123, 77)
 
 
-def test_the_workers_consumer_numbers_assignments_itself(tmp_path: Path) -> None:
-    """Not the broker's group generation: the embedded broker repeats it across rebalances."""
+def test_on_tansu_alone_the_consumer_numbers_assignments_itself(tmp_path: Path) -> None:
+    """Tansu repeats a group generation across rebalances; Apache Kafka does not."""
 
-    async def listener() -> object:
-        return create_app(Settings(data_dir=tmp_path)).consumer._thread._rebalance_listener
+    async def listener(broker: str) -> object:
+        settings = Settings(data_dir=tmp_path, streamapp_broker=broker)
+        return create_app(settings).consumer._thread._rebalance_listener
 
-    assert isinstance(asyncio.run(listener()), EpochRebalanceListener)
+    assert isinstance(asyncio.run(listener("tansu")), EpochRebalanceListener)
+    assert not isinstance(asyncio.run(listener("kafka")), EpochRebalanceListener)

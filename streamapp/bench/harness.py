@@ -28,6 +28,7 @@ from streamapp.features.store import store_url
 from streamapp.kafka import consumer
 from streamapp.kafka.config import aiokafka_kwargs, faust_client_options
 from streamapp.kafka.drain import install as install_batched_drain
+from streamapp.kafka.quirks import quirks_for
 from streamapp.settings import Settings
 
 PARTITIONS = 8
@@ -172,7 +173,7 @@ def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
     )
-    consumer.install(app, settings.kafka_fetch_max_wait_ms)
+    consumer.install(app, settings.kafka_fetch_max_wait_ms, quirks_for(settings))
     install_batched_drain(app)
     return app
 

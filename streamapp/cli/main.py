@@ -160,14 +160,18 @@ def topics() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def topics_apply(path: Path, as_json: bool) -> None:
-    """Create missing topics; report drift without changing or deleting anything."""
+    """Create missing topics, grow partitions where co-partitioning allows, report drift.
+
+    Never deletes, shrinks or alters configs; a refused growth says why.
+    """
     from streamapp.kafka import topics as kafka_topics
 
+    settings = get_settings()
     try:
-        specs = kafka_topics.load_specs(path)
+        specs = kafka_topics.load_specs(path, settings)
     except kafka_topics.TopicsFileError as exc:
         raise click.ClickException(str(exc)) from exc
-    report = run_async(kafka_topics.apply(get_settings(), specs))
+    report = run_async(kafka_topics.apply(settings, specs))
     if as_json:
         echo_json(report.as_dict())
         return
@@ -175,6 +179,10 @@ def topics_apply(path: Path, as_json: bool) -> None:
         click.echo(f"created   {name}")
     for name in report.unchanged:
         click.echo(f"ok        {name}")
+    for line in report.grown:
+        click.echo(f"grown     {line}")
+    for line in report.refused:
+        click.echo(f"REFUSED   {line}")
     for line in report.drift:
         click.echo(f"DRIFT     {line}")
 

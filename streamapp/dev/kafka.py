@@ -179,6 +179,8 @@ class KafkaCluster:
     cache: Path
     size: int = 1
     advertised_ports: Mapping[int, int] = field(default_factory=dict)
+    # Where the other nodes reach a node's controller (proxies, in chaos runs).
+    controller_fronts: Mapping[int, int] = field(default_factory=dict)
     log_level: str = "WARN"
     nodes: list[KafkaNode] = field(default_factory=list)
 
@@ -199,8 +201,11 @@ class KafkaCluster:
     def pids(self) -> dict[str, int]:
         return {f"kafka-{node.node_id}": node.process.pid for node in self.nodes if node.process}
 
-    def _layout(self) -> str:
-        """The cluster id; fills `nodes` from cluster.json or with fresh ports."""
+    def layout(self) -> str:
+        """The cluster id; fills `nodes` from cluster.json or with fresh ports (so a
+        caller can put proxies in front of them before `start`)."""
+        if self.nodes:
+            return json.loads((self.directory / "cluster.json").read_text())["cluster_id"]
         meta = self.directory / "cluster.json"
         known = json.loads(meta.read_text()) if meta.exists() else {}
         if known and len(known["nodes"]) != self.size:
@@ -234,7 +239,10 @@ class KafkaCluster:
         return cluster_id
 
     def _config(self, node: KafkaNode) -> str:
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        voters = ",".join(
+            f"{n.node_id}@127.0.0.1:{self.controller_fronts.get(n.node_id, n.controller_port)}"
+            for n in self.nodes
+        )
         replicas = self.replication_factor
         settings = {
             "process.roles": "broker,controller",
@@ -287,7 +295,7 @@ class KafkaCluster:
     def start(self) -> KafkaCluster:
         """Start every node and wait until the cluster serves metadata for all of them."""
         jars = ensure_jars(self.cache)
-        cluster_id = self._layout()
+        cluster_id = self.layout()
         log4j = self.directory / "log4j2.yaml"
         log4j.write_text(LOG4J2.format(level=self.log_level))
         started = time.monotonic()

@@ -59,9 +59,11 @@ class StackEnv:
     kafka_bootstrap_servers: str
     s3_endpoint: str
     replication_factor: int = 1
+    broker: str = "kafka"
 
     def as_env(self) -> dict[str, str]:
         return {
+            "STREAMAPP_BROKER": self.broker,
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
             "EMBEDDED_STACK": "true",
@@ -131,6 +133,7 @@ class DevStack:
                 current["KAFKA_BOOTSTRAP_SERVERS"],
                 current["S3_ENDPOINT"],
                 int(current.get("KAFKA_REPLICATION_FACTOR", "1")),
+                current.get("STREAMAPP_BROKER", "kafka"),
             )
         self.down()
         self.pid_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,10 @@ class DevStack:
             s3 = start_s3(s3_port, self.log_dir / "s3.log")
             (self.pid_dir / "s3.pid").write_text(str(s3.pid))
             env = StackEnv(
-                embedded.bootstrap, f"http://127.0.0.1:{s3_port}", embedded.replication_factor
+                embedded.bootstrap,
+                f"http://127.0.0.1:{s3_port}",
+                embedded.replication_factor,
+                embedded.kind,
             )
             asyncio.run(provision(env, topics_file))
         except BaseException:
@@ -189,5 +195,5 @@ async def provision(env: StackEnv, topics_file: Path | None) -> None:
     settings = Settings(**{key.lower(): value for key, value in env.as_env().items()})
     await s3.ensure_bucket(settings)
     if topics_file is not None:
-        specs = topics.load_specs(topics_file)
+        specs = topics.load_specs(topics_file, settings)
         await topics.apply(settings, specs)

@@ -57,6 +57,11 @@ def discard_partition(table: Any, partition: int) -> None:
     shutil.rmtree(store.partition_path(partition), ignore_errors=True)
 
 
+def rebuild_allowed(settings: Settings) -> bool:
+    """Whether stale local state may be discarded (module docstring)."""
+    return settings.embedded_stack or settings.rebuild_stale_state
+
+
 class RebuildingRecovery(Recovery):
     """Faust's recovery, checking persisted offsets against the changelogs first."""
 
@@ -75,7 +80,7 @@ class RebuildingRecovery(Recovery):
 
     def _handle_stale(self, stale: dict[TP, tuple[int, int]], destination: Counter[TP]) -> None:
         settings = self.settings
-        if not (settings.embedded_stack or settings.rebuild_stale_state):
+        if not rebuild_allowed(settings):
             tp, (local, last) = min(stale.items())
             path = self.tp_to_table[tp].data.partition_path(tp.partition)
             line = (

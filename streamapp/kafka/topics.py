@@ -1,8 +1,14 @@
 """Declarative topics: `topics.yaml` is the truth; `apply` creates what is missing.
 
-Apply never deletes or alters: a topic with fewer partitions or other configs than
-declared is reported as drift for an operator to decide on (the embedded broker
-cannot add partitions, and shrinking is impossible on any Kafka).
+Every topic the product uses is declared, the workers' internal ones too (table
+changelogs, the feature repartition topic), their names templated on the consumer
+group (`{group_id}`) and their replication on `{replication_factor}`
+(KAFKA_REPLICATION_FACTOR). Apply never deletes, shrinks or alters configs (drift is
+reported for an operator to decide on). It grows a topic's partitions where that is
+safe: not for a topic of a `copartition` group, whose keys must stay on the partition
+of their table state (growing one would send an asset's records to another partition
+than its windows), so those are refused with the reason. Brokers without
+CreatePartitions (Tansu) report the growth as drift.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -26,24 +32,40 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     configs: dict[str, str] = field(default_factory=dict)
+    copartition: str | None = None  # topics keyed alike with table state, grown never
+    internal: bool = False  # created by the workers too (changelogs, repartition)
 
 
 @dataclass(slots=True)
 class ApplyReport:
     created: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    grown: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
-        return {"created": self.created, "unchanged": self.unchanged, "drift": self.drift}
+        return {
+            "created": self.created,
+            "unchanged": self.unchanged,
+            "grown": self.grown,
+            "refused": self.refused,
+            "drift": self.drift,
+        }
 
 
 class TopicsFileError(ValueError):
     """topics.yaml is missing a field or has a wrong type."""
 
 
-def load_specs(path: Path) -> list[TopicSpec]:
-    """Parse topics.yaml into specs, with defaults filled in."""
+def load_specs(path: Path, settings: Settings | None = None) -> list[TopicSpec]:
+    """Parse topics.yaml into specs, with defaults and `{group_id}`,
+    `{replication_factor}` filled in from `settings` (default settings if None)."""
+    settings = settings or Settings(_env_file=None)
+    values = {
+        "group_id": settings.kafka_group_id,
+        "replication_factor": settings.kafka_replication_factor,
+    }
     try:
         document: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -54,14 +76,19 @@ def load_specs(path: Path) -> list[TopicSpec]:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise TopicsFileError(f"{path}: every topic needs a name, got {entry!r}")
         try:
-            partitions = int(entry.get("partitions", defaults.get("partitions", 8)))
+            name = entry["name"].format(**values)
+            partitions = int(str(entry.get("partitions", defaults.get("partitions", 8))))
             replication = int(
-                entry.get("replication_factor", defaults.get("replication_factor", 1))
+                str(entry.get("replication_factor", defaults.get("replication_factor", 1))).format(
+                    **values
+                )
             )
-        except (TypeError, ValueError) as exc:
-            raise TopicsFileError(f"{path}: topic {entry['name']}: {exc}") from exc
+        except (TypeError, ValueError, KeyError) as exc:
+            raise TopicsFileError(f"{path}: topic {entry['name']}: {exc!r}") from exc
         configs = {str(k): str(v) for k, v in (entry.get("configs") or {}).items()}
-        specs.append(TopicSpec(entry["name"], partitions, replication, configs))
+        copartition = entry.get("copartition")
+        internal = bool(entry.get("internal", False))
+        specs.append(TopicSpec(name, partitions, replication, configs, copartition, internal))
     return specs
 
 
@@ -97,7 +124,7 @@ async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, di
 
 
 async def apply(settings: Settings, specs: list[TopicSpec]) -> ApplyReport:
-    """Create missing topics; report drift of existing ones; never destroy anything."""
+    """Create missing topics, grow partitions where safe, report the rest; never destroy."""
     report = ApplyReport()
     admin = admin_client(settings)
     await admin.start()
@@ -127,18 +154,49 @@ async def apply(settings: Settings, specs: list[TopicSpec]) -> ApplyReport:
                 report.unchanged.append(spec.name)
         present = [spec for spec in specs if spec.name in existing]
         current = await _configs(admin, [spec.name for spec in present]) if present else {}
+        for spec in present:
+            problems = []
+            have = existing[spec.name]
+            if have < spec.partitions:
+                reason = growth_refusal(spec, specs)
+                if reason:
+                    report.refused.append(f"{spec.name}: {have} -> {spec.partitions}: {reason}")
+                else:
+                    failure = await _grow(admin, spec.name, spec.partitions)
+                    if failure:
+                        problems.append(f"{have} partitions < {spec.partitions} declared")
+                        problems.append(f"not grown: {failure}")
+                    else:
+                        report.grown.append(f"{spec.name}: {have} -> {spec.partitions}")
+            actual = current.get(spec.name, {})
+            for key, wanted in spec.configs.items():
+                if key in actual and actual[key] != wanted:
+                    problems.append(f"{key}={actual[key]} (declared {wanted})")
+            if problems:
+                report.drift.append(f"{spec.name}: " + "; ".join(problems))
+            elif have >= spec.partitions:
+                report.unchanged.append(spec.name)
     finally:
         await admin.close()
-    for spec in present:
-        problems = []
-        if existing[spec.name] < spec.partitions:
-            problems.append(f"{existing[spec.name]} partitions < {spec.partitions} declared")
-        actual = current.get(spec.name, {})
-        for key, wanted in spec.configs.items():
-            if key in actual and actual[key] != wanted:
-                problems.append(f"{key}={actual[key]} (declared {wanted})")
-        if problems:
-            report.drift.append(f"{spec.name}: " + "; ".join(problems))
-        else:
-            report.unchanged.append(spec.name)
     return report
+
+
+def growth_refusal(spec: TopicSpec, specs: list[TopicSpec]) -> str | None:
+    """Why `spec`'s partitions may not grow, or None where growing is safe."""
+    if spec.copartition is None:
+        return None
+    peers = sorted(s.name for s in specs if s.copartition == spec.copartition and s != spec)
+    return (
+        f"co-partitioned with {', '.join(peers)} (group {spec.copartition}): more partitions "
+        "would send existing keys to other partitions than their table state; recreate the "
+        "whole group with the new count under a new KAFKA_GROUP_ID instead"
+    )
+
+
+async def _grow(admin: AIOKafkaAdminClient, name: str, partitions: int) -> str | None:
+    """Grow `name` to `partitions`; the broker's error as text if it refused."""
+    try:
+        await admin.create_partitions({name: NewPartitions(partitions)})
+    except KafkaError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None

@@ -97,6 +97,7 @@ def archive_env(env: dict[str, str], **extra: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.tansu
 def test_three_sigkills_lose_and_duplicate_nothing(isolated_env, start_worker) -> None:
     env = archive_env(isolated_env)
     settings = settings_of(env)

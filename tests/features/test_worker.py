@@ -115,6 +115,7 @@ def test_misrouted_records_are_repartitioned_across_a_rebalance(isolated_env, st
     assert first.alive() and second.alive()
 
 
+@pytest.mark.tansu
 def test_state_recovers_from_the_changelog_alone(isolated_env, start_worker) -> None:
     env = {**isolated_env, **WINDOW_ENV}
     pairs = simulated(assets=8, count=8 * 60, seed=9)

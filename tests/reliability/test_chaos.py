@@ -1,15 +1,17 @@
-"""The chaos run: two workers under SIGKILLs, a broker cut and an S3 cut, nothing lost.
+"""The chaos run: two workers under SIGKILLs, broker faults and an S3 cut, nothing lost.
 
-A dedicated Tansu broker advertises a loopback proxy as its address, so every
-connection of the workers (bootstrap and partition leaders) goes through a proxy the
-test can cut; moto sits behind another. Neither server restarts: both keep their data
-only in memory. Afterwards the archive, the feature windows and the predictions are
-compared with what a fault-free pipeline computes offline, and every consumer group
-offset must have caught up.
+The brokers (`tests.reliability.brokers`) sit behind loopback proxies the test can cut;
+moto sits behind another. `make chaos` runs on a 3-node Apache Kafka cluster
+(replication 3, min.insync.replicas=2, acks=all): besides the worker SIGKILLs and the
+S3 cut it SIGKILLs the node that leads the most partitions and restarts it, and cuts
+another node off (clients, replication and controller traffic). Afterwards the
+archive, the feature windows and the predictions are compared with what a fault-free
+pipeline computes offline, and every consumer group offset must have caught up.
 
 `make chaos` runs the full size (`--chaos-scale` or CHAOS_SCALE scales its traffic);
-`make test` runs the short one: less traffic and shorter cuts, every fault kind still
-injected, the same checks.
+`make test` runs the short one on one broker: less traffic and shorter cuts, a worker
+kill, a broker cut and an S3 cut, the same checks. On Tansu (STREAMAPP_BROKER=tansu)
+a broker kill becomes a cut: Tansu loses everything when it restarts.
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,8 +28,6 @@ import pytest
 
 from streamapp.archive.compaction import compact
 from streamapp.archive.verify import is_clean, verify
-from streamapp.dev.stack import free_port, stop_process
-from streamapp.dev.tansu import broker_binary, clean_env
 from streamapp.features.agent import repartition_topic_name
 from streamapp.ingest.validation import format_ts
 from streamapp.rul import replay as cmapss_replay
@@ -39,6 +37,7 @@ from streamapp.rul.evaluate import evaluate
 from streamapp.rul.serving import Ensemble
 from tests.conftest import CMAPSS, provision, settings_from_env, stack_env
 from tests.reliability import corpus
+from tests.reliability.brokers import ProxiedBrokers
 from tests.reliability.pipeline import MODELS, PIPELINE_ENV, Emitted, Expected
 from tests.reliability.traffic import collect, group_lag, partition_lag, produce
 from tests.support.ops import counter_total, scrape
@@ -66,6 +65,7 @@ class Plan:
     faults: tuple[str | None, ...]
     cut_s: float
     catch_up_s: float  # bound on the wait for the whole output once the faults are over
+    brokers: int = 1
 
     def scaled(self, scale: float) -> Plan:
         return replace(
@@ -81,50 +81,19 @@ FULL = Plan(
     messages=50_000,
     assets=400,
     engines=100,
-    faults=("kill", "kill", "broker_cut", "kill", "s3_cut", "kill", "kill", None),
+    faults=("kill", "kill", "broker_kill", "kill", "s3_cut", "broker_cut", "kill", "kill", None),
     cut_s=20.0,
     catch_up_s=900.0,
+    brokers=3,
 )
 SHORT = Plan(
     messages=4_000,
     assets=40,
     engines=10,
-    faults=FULL.faults,
+    faults=("kill", "kill", "broker_cut", "kill", "s3_cut", "kill", "kill", None),
     cut_s=10.0,
     catch_up_s=240.0,
 )
-
-
-@contextlib.contextmanager
-def proxied_broker(log: Path) -> Iterator[tuple[str, TcpProxy]]:
-    """A Tansu broker whose advertised address is a cuttable proxy in front of it."""
-    real, front = free_port(), free_port()
-    command = [
-        broker_binary(),
-        "broker",
-        "--listener-url",
-        f"tcp://127.0.0.1:{real}",
-        "--advertised-listener-url",
-        f"tcp://127.0.0.1:{front}",
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), start_new_session=True
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", real), 1):
-            break
-        assert time.monotonic() < deadline and process.poll() is None, "Tansu did not start"
-        time.sleep(0.2)
-    proxy = TcpProxy("127.0.0.1", real, port=front).start()
-    try:
-        yield f"127.0.0.1:{front}", proxy
-    finally:
-        proxy.cut()
-        stop_process(process.pid)
 
 
 def fd001_offline(ensemble: Ensemble) -> dict[str, float]:
@@ -167,9 +136,15 @@ def run_chaos(
     sim = corpus.valid_telemetry(plan.assets, plan.messages, seed=11)
     s3_port = int(s3_server.rsplit(":", 1)[1])
     with contextlib.ExitStack() as stack:
-        bootstrap, broker_proxy = stack.enter_context(proxied_broker(tmp_path / "broker.log"))
+        brokers = ProxiedBrokers(tmp_path / "brokers", plan.brokers).start()
+        stack.callback(brokers.stop)
         s3_proxy = stack.enter_context(TcpProxy("127.0.0.1", s3_port))
-        env = stack_env(bootstrap, f"http://127.0.0.1:{s3_proxy.port}", **CHAOS_ENV)
+        env = stack_env(
+            brokers.bootstrap,
+            f"http://127.0.0.1:{s3_proxy.port}",
+            **CHAOS_ENV,
+            KAFKA_REPLICATION_FACTOR=str(brokers.replication_factor),
+        )
         settings = settings_from_env(env)
         direct = settings.model_copy(update={"s3_endpoint": s3_server})
         provision(direct)
@@ -200,7 +175,13 @@ def run_chaos(
 
         chunks = len(plan.faults)
         sim_step, replay_step = -(-len(sim) // chunks), -(-len(replay) // chunks)
-        kills = 0
+        kills = broker_kills = broker_cuts = 0
+        killed_node = None
+        consumed = [
+            settings.topic_telemetry,
+            settings.topic_features,
+            repartition_topic_name(settings),
+        ]
         for index, fault in enumerate(plan.faults):
             chunk = (
                 sim[index * sim_step : (index + 1) * sim_step]
@@ -209,17 +190,31 @@ def run_chaos(
             asyncio.run(produce(settings, settings.topic_telemetry, chunk))
             time.sleep(rng.uniform(1.0, 4.0))
             supervise()
+            if fault == "broker_kill" and brokers.kind == "tansu":
+                fault = "broker_cut"  # a restarted Tansu has lost every record
             if fault == "kill":
                 victim = rng.choice(workers)
                 victim.kill()
                 kills += 1
                 time.sleep(rng.uniform(0.0, 2.0))
                 victim.start()
-            elif fault is not None:
-                proxy = broker_proxy if fault == "broker_cut" else s3_proxy
-                proxy.cut()
+            elif fault == "broker_kill":
+                leaders = brokers.leaders([*consumed, settings.topic_predictions])
+                killed_node = leaders.most_common(1)[0][0]
+                brokers.kill(killed_node)
+                broker_kills += 1
+                time.sleep(rng.uniform(3.0, 8.0))
+                brokers.restart(killed_node)
+            elif fault == "broker_cut":
+                node = 1 if brokers.size == 1 else (killed_node or 1) % brokers.size + 1
+                brokers.cut(node)
+                broker_cuts += 1
                 time.sleep(plan.cut_s)
-                proxy.restore()
+                brokers.restore(node)
+            elif fault == "s3_cut":
+                s3_proxy.cut()
+                time.sleep(plan.cut_s)
+                s3_proxy.restore()
         for _ in range(3):
             supervise()
             with contextlib.suppress(AssertionError, TimeoutError):
@@ -228,11 +223,6 @@ def run_chaos(
                 break
         supervise()
 
-        consumed = [
-            settings.topic_telemetry,
-            settings.topic_features,
-            repartition_topic_name(settings),
-        ]
         found = asyncio.run(
             collect(
                 settings,
@@ -269,11 +259,14 @@ def run_chaos(
             f"CHAOS sent={len(traffic)} archived={report['temp_distinct_offsets']} "
             f"windows={len(emitted.windows)} predictions={len(emitted.predictions)} "
             f"dead_letters={letters} lost={lost} duplicated={duplicated} kills={kills} "
+            f"brokers={brokers.size} broker_kills={broker_kills} broker_cuts={broker_cuts} "
             f"broker_cut={plan.cut_s:.0f}s s3_cut={plan.cut_s:.0f}s self_exits={exits} "
             f"lag={lag} wall={time.monotonic() - started:.0f}s"
         )
 
         assert kills == plan.faults.count("kill")
+        if brokers.kind == "kafka":
+            assert broker_kills == plan.faults.count("broker_kill")
         assert is_clean(report), report
         assert report["kafka_messages"] == len(traffic)
         assert report["compressed_rows"] == report["valid_messages"] == len(traffic)

@@ -26,7 +26,7 @@ FEATURE_AGENT_MARK = f'"source":"{FEATURE_SOURCE}"'.encode()
 async def produce(settings: Settings, topic: str, messages: Iterable[Message]) -> int:
     """Send every message as it is (None keys and values included); waits for the acks."""
     producer = AIOKafkaProducer(
-        linger_ms=5, max_request_size=MAX_REQUEST_BYTES, **aiokafka_kwargs(settings)
+        linger_ms=5, acks="all", max_request_size=MAX_REQUEST_BYTES, **aiokafka_kwargs(settings)
     )
     await producer.start()
     sent = 0

@@ -98,6 +98,7 @@ def assert_matches_offline(finals: dict[str, list[dict]], offline: dict[str, Any
         assert abs(got - offline["pred"][asset]) <= TOLERANCE, (asset, got, offline["pred"][asset])
 
 
+@pytest.mark.tansu
 def test_fd001_replay_through_a_worker_equals_offline_evaluate(
     isolated_env, start_worker, offline, tmp_path: Path
 ) -> None:
