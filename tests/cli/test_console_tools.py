@@ -93,7 +93,7 @@ def test_console_producer_and_consumer_carry_records_through_a_worker(
             str(expected),
             "--timeout-ms",
             "150000",
-            "--property",
+            "--formatter-property",
             "print.key=true",
         ],
         capture_output=True,
@@ -104,7 +104,7 @@ def test_console_producer_and_consumer_carry_records_through_a_worker(
     lines = read.stdout.splitlines()
     assert len(lines) == expected, read.stderr
     keys = [line.split("\t", 1)[0] for line in lines]
-    assert sorted(set(keys)) == ["CONSOLE-FEATURES", engine.asset_id]
+    assert set(keys) == {"CONSOLE-FEATURES", engine.asset_id}
     predictions = [json.loads(line.split("\t", 1)[1]) for line in lines]
     assert all(p["rul_prediction"] >= 0 for p in predictions)
     assert {p["asset_id"] for p in predictions} == set(keys)
