@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         "is also taken, with a warning, where Java or Maven is missing.",
     )
     kafka_jars_cache: Path = Field(
-        Path.home() / ".cache" / "streamapp",
+        Path("~/.cache/streamapp"),
         description="Where Maven's copy of the embedded Apache Kafka's jars is kept, so "
         "later starts need no network.",
     )
@@ -279,6 +279,11 @@ class Settings(BaseSettings):
         "(each with TORCH_THREADS intra-op threads; 2 x 1 uses both cores of a 2-core box "
         "without torch's spinning intra-op barriers).",
     )
+
+    @field_validator("kafka_jars_cache", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
 
     @field_validator("feature_signals", "feature_names", mode="before")
     @classmethod

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from streamapp.dev.kafka import kafka_version
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = ("worker-1", "worker-2")
 
@@ -31,7 +33,7 @@ def test_every_part_of_the_stack_is_a_service(services: dict[str, Any]) -> None:
     assert {"kafka", "topics", "minio", "minio-init", *WORKERS, "prometheus", "grafana"} <= set(
         services
     )
-    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"  # the embedded one
     assert services["minio"]["image"].startswith("minio/minio:")
     assert services["minio-init"]["image"].startswith("minio/mc:")
     assert services["prometheus"]["image"].startswith("prom/prometheus:")

@@ -73,3 +73,10 @@ def test_every_setting_is_documented_with_its_default() -> None:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         assert shown == str(value), f"{name.upper()}: README says {shown!r}, default is {value!r}"
+
+
+def test_every_tansu_workaround_is_in_the_brokers_table() -> None:
+    from streamapp.kafka.quirks import WORKAROUNDS
+
+    section = README.split("## Brokers", 1)[1].split("\n## ", 1)[0]
+    assert {w.name for w in WORKAROUNDS} <= set(re.findall(r"^\| `(\w+)` \|", section, re.M))

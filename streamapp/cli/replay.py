@@ -65,6 +65,12 @@ async def collect_finals(
     "--timeout", default=600.0, show_default=True, help="Seconds to wait for final predictions."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the score as one JSON object.")
+@click.option(
+    "--print-only",
+    is_flag=True,
+    help="Print the records as KEY|VALUE lines instead of sending them (for "
+    "kafka-console-producer --property parse.key=true --property key.separator='|').",
+)
 def replay(
     data: Path,
     subset: str,
@@ -76,6 +82,7 @@ def replay(
     cap: float,
     timeout: float,
     as_json: bool,
+    print_only: bool,
 ) -> None:
     """Produce C-MAPSS engines as telemetry (run the worker with WINDOW_KIND=cycle)."""
     from streamapp.rul import replay as cmapss_replay
@@ -85,6 +92,11 @@ def replay(
     prefix = asset_prefix if asset_prefix is not None else f"{subset.upper()}-{split}-"
     fleet = cmapss_replay.engines(data, subset, split, units, prefix)
     total = sum(len(engine.series) + 1 for engine in fleet)
+    if print_only:
+        out = click.get_binary_stream("stdout")
+        for key, value in cmapss_replay.messages(fleet, settings.window_grace):
+            out.write(key + b"|" + value + b"\n")
+        return
 
     def sent_progress(sent: int) -> None:
         if sys.stderr.isatty():

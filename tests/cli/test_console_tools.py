@@ -7,6 +7,7 @@ extracted-features, `kafka-console-consumer` reads `rul-predictions` from a work
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,10 +44,19 @@ def test_console_producer_and_consumer_carry_records_through_a_worker(
     worker.wait_ready(timeout=120)
 
     (engine,) = cmapss_replay.engines(CMAPSS, "FD001", "test", 1, "CONSOLE-")
-    telemetry = "".join(
-        f"{key.decode()}|{value.decode()}\n"
-        for key, value in cmapss_replay.messages([engine], settings.window_grace)
+    printed = subprocess.run(
+        [
+            *(str(BIN / "streamapp"), "replay", "--data", str(CMAPSS), "--units", "1"),
+            *("--asset-prefix", "CONSOLE-", "--print-only"),
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
+    telemetry = printed.stdout
+    assert telemetry.count("\n") == len(engine.series) + 1
     features = {
         f"{name}_mean": float(value)
         for name, value in zip(CMAPSS_SIGNALS, engine.series[0], strict=True)
