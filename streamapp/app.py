@@ -6,13 +6,14 @@ calls pure logic that is tested without a broker.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 import faust
 
 from streamapp.features.store import store_url
-from streamapp.kafka import consumer
+from streamapp.kafka import consumer, topics
 from streamapp.kafka.config import faust_client_options, faust_credentials
 from streamapp.kafka.quirks import quirks_for
 from streamapp.kafka.recovery import table_manager
@@ -20,16 +21,22 @@ from streamapp.kafka.startup import wait_for_brokers
 from streamapp.native_heap import limit_malloc_arenas, trim_native_heap
 from streamapp.settings import Settings, get_settings
 
+logger = logging.getLogger(__name__)
+
 
 class StreamApp(faust.App):
-    """Faust's app, waiting for the brokers before its producer and consumer start."""
+    """Faust's app: before its producer and consumer start it waits for the brokers and
+    creates any missing topic it reads or writes (`topics.ensure_topics`)."""
 
     def __init__(self, settings: Settings, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.streamapp_settings = settings
 
     async def on_first_start(self) -> None:
-        await wait_for_brokers(self.streamapp_settings)
+        settings = self.streamapp_settings
+        await wait_for_brokers(settings)
+        for name in await topics.ensure_topics(settings, topics.worker_specs(settings)):
+            logger.info("event=topic_created topic=%s", name)
         await super().on_first_start()
 
 

@@ -113,11 +113,7 @@ def provision(settings: Settings) -> None:
     from streamapp.kafka import topics
 
     asyncio.run(s3.ensure_bucket(settings))
-    inputs = (settings.topic_telemetry, settings.topic_tesla, settings.topic_features)
-    names = [*inputs, *(settings.dlq_topic(name) for name in inputs), settings.topic_predictions]
-    replicas = settings.kafka_replication_factor
-    specs = [topics.TopicSpec(name, settings.topic_partitions, replicas) for name in names]
-    asyncio.run(topics.apply(settings, specs))
+    asyncio.run(topics.ensure_topics(settings, topics.worker_specs(settings)))
 
 
 @pytest.fixture

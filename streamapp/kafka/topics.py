@@ -92,6 +92,25 @@ def load_specs(path: Path, settings: Settings | None = None) -> list[TopicSpec]:
     return specs
 
 
+def worker_specs(settings: Settings) -> list[TopicSpec]:
+    """The topics a worker reads or writes under the names of `settings`: its inputs, their
+    DLQs and the predictions. Inputs and DLQs take KAFKA_MAX_MESSAGE_BYTES (a dead letter
+    copies its input byte for byte); retention is left to the broker's default."""
+    inputs = (settings.topic_telemetry, settings.topic_tesla, settings.topic_features)
+    large = {"max.message.bytes": str(settings.kafka_max_message_bytes)}
+    names = [*inputs, *(settings.dlq_topic(name) for name in inputs)]
+    specs = [
+        TopicSpec(name, settings.topic_partitions, settings.kafka_replication_factor, large)
+        for name in names
+    ]
+    specs.append(
+        TopicSpec(
+            settings.topic_predictions, settings.topic_partitions, settings.kafka_replication_factor
+        )
+    )
+    return specs
+
+
 def admin_client(settings: Settings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(request_timeout_ms=15000, **aiokafka_kwargs(settings))
 
@@ -123,6 +142,38 @@ async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, di
     return found
 
 
+async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create those of `specs` that do not exist and name them; change nothing else.
+
+    A worker runs this at start: Faust creates only its internal topics, and a consumer
+    subscribed to a topic that does not exist yet only sees it at its next metadata
+    refresh (minutes), so records produced in between would wait unread.
+    """
+    admin = admin_client(settings)
+    await admin.start()
+    created = []
+    try:
+        existing = set(await admin.list_topics())
+        for spec in (spec for spec in specs if spec.name not in existing):
+            try:
+                await admin.create_topics([_new_topic(spec)])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another worker created it first
+    finally:
+        await admin.close()
+    return created
+
+
+def _new_topic(spec: TopicSpec) -> NewTopic:
+    return NewTopic(
+        spec.name,
+        num_partitions=spec.partitions,
+        replication_factor=spec.replication_factor,
+        topic_configs=spec.configs,
+    )
+
+
 async def apply(settings: Settings, specs: list[TopicSpec]) -> ApplyReport:
     """Create missing topics, grow partitions where safe, report the rest; never destroy."""
     report = ApplyReport()
@@ -139,16 +190,7 @@ async def apply(settings: Settings, specs: list[TopicSpec]) -> ApplyReport:
         missing = [spec for spec in specs if spec.name not in existing]
         for spec in missing:
             try:
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            spec.name,
-                            num_partitions=spec.partitions,
-                            replication_factor=spec.replication_factor,
-                            topic_configs=spec.configs,
-                        )
-                    ]
-                )
+                await admin.create_topics([_new_topic(spec)])
                 report.created.append(spec.name)
             except TopicAlreadyExistsError:
                 report.unchanged.append(spec.name)

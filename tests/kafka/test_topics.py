@@ -96,3 +96,25 @@ def test_apply_grows_a_free_topic_and_refuses_a_copartitioned_one(kafka_broker: 
     assert found[keyed] == 4
     (refused,) = report.refused
     assert refused.startswith(f"{keyed}: 4 -> 6: co-partitioned with {state} (group g)")
+
+
+def test_worker_topics_are_created_when_missing_and_existing_ones_left_alone(
+    kafka_broker: str,
+) -> None:
+    unique = uuid.uuid4().hex[:8]
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_broker,
+        topic_telemetry=f"telemetry-{unique}",
+        topic_tesla=f"tesla-{unique}",
+        topic_features=f"features-{unique}",
+        topic_predictions=f"predictions-{unique}",
+        topic_partitions=3,
+    )
+    asyncio.run(topics.apply(settings, [topics.TopicSpec(settings.topic_tesla, 2, 1)]))
+    specs = topics.worker_specs(settings)
+    created = asyncio.run(topics.ensure_topics(settings, specs))
+    assert sorted(created) == sorted(s.name for s in specs if s.name != settings.topic_tesla)
+    found = asyncio.run(topics.describe(settings))
+    assert found[settings.topic_tesla] == 2  # existing: not touched
+    assert all(found[name] == 3 for name in created)
+    assert asyncio.run(topics.ensure_topics(settings, specs)) == []
