@@ -14,6 +14,7 @@ import faust
 
 from streamapp.features.store import store_url
 from streamapp.kafka import consumer, topics
+from streamapp.kafka.assignor import ActiveFirstAssignor
 from streamapp.kafka.config import faust_client_options, faust_credentials
 from streamapp.kafka.quirks import quirks_for
 from streamapp.kafka.recovery import table_manager
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         TableManager=table_manager(settings),
+        PartitionAssignor=ActiveFirstAssignor,
         topic_allow_declare=True,
         consumer_auto_offset_reset=settings.auto_offset_reset,
         table_standby_replicas=1,
