@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     )
     kafka_rebalance_timeout_s: float = Field(10.0, description="Consumer rebalance timeout.")
     kafka_heartbeat_interval_s: float = Field(1.0, description="Consumer heartbeat interval.")
+    kafka_producer_request_timeout_s: float = Field(
+        40.0,
+        gt=0,
+        description="Longest wait for a broker to take a produced record. A batched agent "
+        "whose publish times out stops the worker, which replays from its committed offsets "
+        "(Faust's default, 1,200 s, would hold a rebalance that long).",
+    )
     kafka_max_message_bytes: int = Field(
         8 * MiB,
         ge=1024,

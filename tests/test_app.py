@@ -33,3 +33,19 @@ def test_on_tansu_alone_the_consumer_numbers_assignments_itself(tmp_path: Path) 
 
     assert isinstance(asyncio.run(listener("tansu")), EpochRebalanceListener)
     assert not isinstance(asyncio.run(listener("kafka")), EpochRebalanceListener)
+
+
+def test_the_workers_producer_gives_up_on_a_hung_publish_after_the_setting(
+    tmp_path: Path,
+) -> None:
+    """Faust's own 1,200 s held a revoking worker for minutes when a produce hung."""
+
+    async def created() -> float:
+        app = create_app(Settings(data_dir=tmp_path, kafka_producer_request_timeout_s=7.5))
+        producer = app.producer._new_producer()
+        try:
+            return producer._request_timeout_ms
+        finally:
+            await producer.stop()
+
+    assert asyncio.run(created()) == 7500

@@ -61,7 +61,8 @@ def faust_broker_url(settings: Settings) -> list[str]:
 
 def faust_client_options(settings: Settings) -> dict[str, Any]:
     """The Faust app options for its Kafka clients that a worker and the benchmarks'
-    in-process app share: group timing, commit interval, producer linger, poll size."""
+    in-process app share: group timing, commit interval, producer linger and timeout,
+    poll size."""
     return {
         "broker": faust_broker_url(settings),
         "topic_disable_leader": True,
@@ -70,5 +71,6 @@ def faust_client_options(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": settings.kafka_heartbeat_interval_s,
         "broker_commit_interval": 1.0,
         "producer_linger": 0.005,
+        "producer_request_timeout": settings.kafka_producer_request_timeout_s,
         "broker_max_poll_records": settings.kafka_max_poll_records,
     }

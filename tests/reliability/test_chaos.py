@@ -108,6 +108,7 @@ def fd001_offline(ensemble: Ensemble) -> dict[str, float]:
 
 @pytest.mark.chaos
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_chaos_run_loses_and_duplicates_nothing(
     s3_server: str, start_worker, tmp_path: Path, chaos_scale: float, summary_line
 ) -> None:
