@@ -23,7 +23,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamapp.dev.processes import StackError, free_port, stop_process, wait_tcp
+from streamapp.dev.processes import (
+    StackError,
+    free_port,
+    stop_process,
+    stop_processes,
+    wait_tcp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -352,8 +358,10 @@ class KafkaCluster:
         node.process = None
 
     def stop(self) -> None:
-        for node in self.nodes:
-            self.stop_node(node)
+        running = [node for node in self.nodes if node.process is not None]
+        stop_processes([node.process.pid for node in running], timeout=30.0)
+        for node in running:
+            node.process = None
 
 
 async def _wait_brokers(bootstrap: str, size: int, timeout_s: float, nodes: list) -> None:

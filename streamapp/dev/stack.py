@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamapp.dev.brokers import BrokerKind, choose, start_embedded
-from streamapp.dev.processes import StackError, alive, free_port, stop_process, wait_tcp
+from streamapp.dev.processes import (
+    StackError,
+    alive,
+    free_port,
+    stop_process,
+    stop_processes,
+    wait_tcp,
+)
 from streamapp.settings import DEV_ENV_FILE
 
 __all__ = ["DevStack", "StackEnv", "StackError", "free_port", "start_s3", "stop_process"]
@@ -171,11 +178,11 @@ class DevStack:
     def down(self, wipe: bool = False, data_dir: Path | None = None) -> list[str]:
         """Stop exactly the processes recorded in pid files; idempotent. `wipe` also
         deletes the broker's log and the workers' local state (`data_dir`)."""
-        stopped = []
-        for name in self._names():
-            pid = self._pid(name)
-            if pid is not None and stop_process(pid, timeout=30.0):
-                stopped.append(name)
+        recorded = {name: self._pid(name) for name in self._names()}
+        running = {name: pid for name, pid in recorded.items() if pid is not None}
+        done = stop_processes(list(running.values()), timeout=30.0)
+        stopped = [name for name, was_stopped in zip(running, done, strict=True) if was_stopped]
+        for name in recorded:
             (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         self.env_file.unlink(missing_ok=True)
         if wipe:
