@@ -86,7 +86,7 @@ def start_embedded(
     """Start the chosen broker (or cluster) with its state under `directory`."""
     kind, why = choose(requested, jars_cache)
     if why:
-        logger.warning("event=broker_fallback reason=%r", why)
+        logger.debug("event=broker_fallback reason=%r", why)  # the CLI prints it as a note
     directory.mkdir(parents=True, exist_ok=True)
     if kind == "tansu":
         if brokers != 1:
