@@ -12,14 +12,14 @@ from typing import Any
 
 import faust
 
-from streamapp.features.store import store_url
-from streamapp.kafka import consumer, topics
-from streamapp.kafka.assignor import ActiveFirstAssignor
-from streamapp.kafka.config import faust_client_options, faust_credentials
-from streamapp.kafka.quirks import quirks_for
-from streamapp.kafka.recovery import table_manager
-from streamapp.kafka.startup import wait_for_brokers
 from streamapp.native_heap import limit_malloc_arenas, trim_native_heap
+from streamapp.runtime import consumer, topics
+from streamapp.runtime.assignor import ActiveFirstAssignor
+from streamapp.runtime.config import faust_client_options, faust_credentials
+from streamapp.runtime.quirks import quirks_for
+from streamapp.runtime.recovery import table_manager
+from streamapp.runtime.startup import wait_for_brokers
+from streamapp.runtime.store import store_url
 from streamapp.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)

@@ -10,11 +10,12 @@ caps the arenas before its threads start and trims the heap on a timer.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
-def _libc_function(name: str) -> ctypes._CFuncPtr | None:
+def _libc_function(name: str) -> Callable[..., int] | None:
     """`name` from the C library, or None where it has none (not glibc)."""
     return getattr(ctypes.CDLL(None), name, None)
 

@@ -110,7 +110,7 @@ def settings_from_env(env: dict[str, str]) -> Settings:
 def provision(settings: Settings) -> None:
     """Create the bucket and the topics of `settings`: inputs, their DLQs, predictions."""
     from streamapp import s3
-    from streamapp.kafka import topics
+    from streamapp.runtime import topics
 
     asyncio.run(s3.ensure_bucket(settings))
     asyncio.run(topics.ensure_topics(settings, topics.worker_specs(settings)))

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from streamapp.app import create_app
-from streamapp.kafka.consumer import EpochRebalanceListener
+from streamapp.runtime.consumer import EpochRebalanceListener
 from streamapp.settings import Settings
 
 

@@ -76,7 +76,7 @@ def test_every_setting_is_documented_with_its_default() -> None:
 
 
 def test_every_tansu_workaround_is_in_the_brokers_table() -> None:
-    from streamapp.kafka.quirks import WORKAROUNDS
+    from streamapp.runtime.quirks import WORKAROUNDS
 
     section = README.split("## Brokers", 1)[1].split("\n## ", 1)[0]
     assert {w.name for w in WORKAROUNDS} <= set(re.findall(r"^\| `(\w+)` \|", section, re.M))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.kafka.config import aiokafka_kwargs, faust_credentials
+from streamapp.runtime.config import aiokafka_kwargs, faust_credentials
 from streamapp.settings import Settings
 
 

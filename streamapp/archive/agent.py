@@ -18,7 +18,7 @@ Why it is exactly once (each step is tested in tests/archive):
   it at once could commit the offset before that write, and never acking it would hold
   the partition's commits back for good once the first copy's ack was committed.
 
-Throughput: the agent's topics are a batch route of `streamapp.kafka.drain`: the fetch
+Throughput: the agent's topics are a batch route of `streamapp.runtime.drain`: the fetch
 loop hands it lists of raw messages, skipping Faust's per-message delivery (conductor,
 decode, `Event`, channel queue), and each message becomes its temp line with one string
 format (`records.encode_message`) instead of a `json.dumps`.
@@ -45,7 +45,7 @@ from streamapp.archive.records import (
     temp_partition_prefix,
 )
 from streamapp.archive.store import ArchiveStore
-from streamapp.kafka import drain
+from streamapp.runtime import drain
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from streamapp.archive.records import (
 )
 from streamapp.archive.store import ArchiveStore
 from streamapp.ingest.validation import Invalid
-from streamapp.kafka.offsets import partition_bounds
+from streamapp.runtime.offsets import partition_bounds
 from streamapp.settings import Settings
 
 SHOWN = 10

@@ -22,13 +22,13 @@ import faust
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import REGISTRY
 
 from streamapp.dev.brokers import EmbeddedBroker
-from streamapp.features.store import store_url
-from streamapp.kafka import consumer
-from streamapp.kafka.config import aiokafka_kwargs, faust_client_options
-from streamapp.kafka.drain import install as install_batched_drain
-from streamapp.kafka.quirks import quirks_for
+from streamapp.runtime import consumer
+from streamapp.runtime.config import aiokafka_kwargs, faust_client_options
+from streamapp.runtime.quirks import quirks_for
+from streamapp.runtime.store import store_url
 from streamapp.settings import Settings
 
 PARTITIONS = 8
@@ -161,6 +161,11 @@ async def _raw_pass(settings: Settings, topic: str, count: int, partitions: int)
         await consumer.stop()
 
 
+def counted(sample: str, **labels: str) -> float:
+    """A sample of this process's Prometheus registry (0 until first counted)."""
+    return REGISTRY.get_sample_value(sample, labels) or 0.0
+
+
 def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
     """An in-process Faust app configured like a worker (RocksDB tables, batched drain)."""
     app = faust.App(
@@ -174,7 +179,6 @@ def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
         autodiscover=False,
     )
     consumer.install(app, settings.kafka_fetch_max_wait_ms, quirks_for(settings))
-    install_batched_drain(app)
     return app
 
 

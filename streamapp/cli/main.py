@@ -164,7 +164,7 @@ def topics_apply(path: Path, as_json: bool) -> None:
 
     Never deletes, shrinks or alters configs; a refused growth says why.
     """
-    from streamapp.kafka import topics as kafka_topics
+    from streamapp.runtime import topics as kafka_topics
 
     settings = get_settings()
     try:
@@ -190,7 +190,7 @@ def topics_apply(path: Path, as_json: bool) -> None:
 @topics.command("list")
 def topics_list() -> None:
     """Topics the broker has, with partition counts."""
-    from streamapp.kafka import topics as kafka_topics
+    from streamapp.runtime import topics as kafka_topics
 
     for name, partitions in sorted(run_async(kafka_topics.describe(get_settings())).items()):
         click.echo(f"{name}\t{partitions}")
@@ -211,20 +211,9 @@ def topics_list() -> None:
 def worker(verbose: bool, **flags: object) -> None:
     """Run a Faust worker with every agent (the same as `faust -A streamapp.app worker`)."""
     settings = configure(**flags)
-    from faust.cli.faust import cli as faust_cli
+    from streamapp.runtime.worker import run_worker
 
-    args = [
-        "-A",
-        "streamapp.app",
-        "worker",
-        "-l",
-        "debug" if verbose else "info",
-        "--web-port",
-        str(settings.web_port),
-        "--web-host",
-        settings.web_host,
-    ]
-    faust_cli.main(args=args, prog_name="streamapp worker")
+    run_worker("debug" if verbose else "info", settings.web_host, settings.web_port)
 
 
 # --- producing and reading ------------------------------------------------------
@@ -241,7 +230,7 @@ def worker(verbose: bool, **flags: object) -> None:
 @click.option("--key", help="Key of every record (default: each record's asset_id).")
 def produce(topic: str, source: click.utils.LazyFile, key: str | None) -> None:
     """Send one record per line (malformed lines are sent too: the worker dead-letters them)."""
-    from streamapp.kafka.clients import produce_lines
+    from streamapp.runtime.clients import produce_lines
 
     sent = run_async(produce_lines(get_settings(), topic, iter(source), key))
     click.echo(f"sent {sent} records to {topic}", err=True)
@@ -266,7 +255,7 @@ def consume(
     as_json: bool,
 ) -> None:
     """Print records of a topic (no consumer group: reading disturbs nobody)."""
-    from streamapp.kafka.clients import consume as consume_records
+    from streamapp.runtime.clients import consume as consume_records
 
     async def show() -> None:
         async for record in consume_records(

@@ -19,7 +19,7 @@ async def collect_finals(
     settings: Settings, last_cycles: dict[str, int], timeout_s: float, progress: Any
 ) -> dict[str, dict[str, Any]]:
     """The prediction of each engine's last cycle, read from the predictions topic."""
-    from streamapp.kafka.clients import consume
+    from streamapp.runtime.clients import consume
 
     finals: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s

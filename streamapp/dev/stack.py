@@ -5,7 +5,7 @@ stops exactly what `dev up` started, and nothing else, even from another shell.
 Apache Kafka keeps its log under the state directory between `dev down` and `dev up`;
 `dev down --wipe` deletes it together with the workers' local table state, so the two
 never disagree (a worker whose state is ahead of its changelog would otherwise have
-to rebuild it: `streamapp.kafka.recovery`).
+to rebuild it: `streamapp.runtime.recovery`).
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class DevStack:
 async def provision(env: StackEnv, topics_file: Path | None) -> None:
     """Create the bucket and the declared topics on a fresh stack."""
     from streamapp import s3
-    from streamapp.kafka import topics
+    from streamapp.runtime import topics
     from streamapp.settings import Settings
 
     settings = Settings(**{key.lower(): value for key, value in env.as_env().items()})

@@ -1,7 +1,7 @@
 """The fallback broker: Tansu, a Kafka-protocol broker with memory storage.
 
 For machines without Java. Its known defects (README, "Brokers") are what
-`streamapp.kafka.quirks` works around; a restart loses every record.
+`streamapp.runtime.quirks` works around; a restart loses every record.
 """
 
 from __future__ import annotations

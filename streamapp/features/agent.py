@@ -2,9 +2,9 @@
 
 Thin on purpose: windows and features live in `windows.py`; this module moves bytes.
 Its topics (`telemetry` and the repartition topic) are a batch route of
-`streamapp.kafka.drain`: the fetch loop hands it lists of raw messages, past Faust's
+`streamapp.runtime.drain`: the fetch loop hands it lists of raw messages, past Faust's
 per-message delivery. Per batch (up to `feature_batch_size` messages or
-`feature_batch_within_s` seconds, `streamapp.kafka.batching`) it decodes, repartitions
+`feature_batch_within_s` seconds, `streamapp.runtime.batching`) it decodes, repartitions
 misrouted records, and then, `CHUNK_ASSETS` assets at a time (a bound on memory),
 applies the records to each asset's state, publishes closed windows and late records
 and waits for the broker to have them, then writes each touched asset's state once
@@ -26,8 +26,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
-from faust.types import TP, Message
+from faust.types import Message
 
 from streamapp.features import metrics
 from streamapp.features.partition import ExpiryIndex, PartitionClock, clock_key
@@ -43,10 +42,9 @@ from streamapp.ingest.agent import dead_letter_message, raw_topic
 from streamapp.ingest.deadletter import DeadLetter, send_dead_letter
 from streamapp.ingest.metrics import DEAD_LETTERS, reason_kind
 from streamapp.ingest.validation import Invalid, validate_telemetry
-from streamapp.kafka import drain
-from streamapp.kafka.batching import run_batches, write_table
-from streamapp.kafka.events import current_message
-from streamapp.kafka.produce import send_all
+from streamapp.runtime import drain, tables
+from streamapp.runtime.batching import run_batches
+from streamapp.runtime.produce import default_partition
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 
@@ -63,11 +61,6 @@ ORIGIN_KEY = "streamapp.origin.key"
 ORIGIN_PARTITION = "streamapp.origin.partition"
 ORIGIN_OFFSET = "streamapp.origin.offset"
 ORIGIN_TIMESTAMP = "streamapp.origin.timestamp"
-
-
-def home_partition(asset_id: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a key: where state lives."""
-    return (murmur2(asset_id) & 0x7FFFFFFF) % partitions
 
 
 def extractor_from(settings: Settings) -> FeatureExtractor:
@@ -217,7 +210,7 @@ def register(app: faust.App, settings: Settings) -> None:
             # whose offsets cover this batch, then the deletions: a crash between any two
             # leaves nothing a replay would get wrong.
             if result.states:
-                await write_table(
+                await tables.write(
                     table,
                     {
                         asset_id.encode(): (new.to_bytes(), last_message[asset_id])
@@ -232,7 +225,7 @@ def register(app: faust.App, settings: Settings) -> None:
             metrics.RECORDS.labels("applied").inc(result.applied)
             metrics.RECORDS.labels("replayed").inc(result.replayed)
             metrics.RECORDS.labels("rejected").inc(len(result.rejected))
-        await write_table(
+        await tables.write(
             table,
             {clock_key(p): (clock.to_bytes(), anchors[p]) for p, clock in clocks.items()},
         )
@@ -274,7 +267,7 @@ def register(app: faust.App, settings: Settings) -> None:
     async def _forget_expired(expired: list[str], homes_of: dict[str, Message]) -> None:
         """Delete the expired assets' states (table, changelog, cache, index, gauge)."""
         if expired:
-            await delete_from_table(
+            await tables.delete(
                 table, {asset_id.encode(): homes_of[asset_id] for asset_id in expired}
             )
         for asset_id in expired:
@@ -335,8 +328,7 @@ class FeatureTable:
         """The asset's state (`message`: one of its partition's), None if it has none."""
         state = self.cache.get(asset_id)
         if state is None:
-            with current_message(message):
-                stored = self.table.get(asset_id.encode())
+            stored = tables.read(self.table, asset_id.encode(), message)
             if stored is not None:
                 state = AssetState.from_bytes(stored)
         return state
@@ -345,8 +337,7 @@ class FeatureTable:
         """The stored clock of `message`'s partition."""
         clock = self.clocks.get(message.partition)
         if clock is None:
-            with current_message(message):
-                stored = self.table.get(clock_key(message.partition))
+            stored = tables.read(self.table, clock_key(message.partition), message)
             clock = PartitionClock.from_bytes(stored) if stored is not None else PartitionClock()
             self.clocks[message.partition] = clock
         return clock
@@ -355,8 +346,8 @@ class FeatureTable:
         """The expiry index of an active partition, built from its stored states once."""
         index = self.indexes.get(partition)
         if index is None:
-            db = self.table.data._db_for_partition(partition)
-            index = self.indexes[partition] = ExpiryIndex.scan(self.spec, db.items())
+            items = tables.partition_items(self.table, partition)
+            index = self.indexes[partition] = ExpiryIndex.scan(self.spec, items)
         return index
 
     def remember(self, result: BatchResult) -> None:
@@ -364,19 +355,6 @@ class FeatureTable:
             self.cache.put(asset_id, state)
         for asset_id in result.expired:
             self.cache.pop(asset_id)
-
-
-async def delete_from_table(table: faust.Table, deletions: dict[bytes, Message]) -> None:
-    """Delete keys from the partition of each key's message; wait for the tombstones."""
-    store = table.data
-    changelog = table.changelog_topic.get_topic_name()
-    for key, message in deletions.items():
-        # Faust's own delete tries every open partition database (standbys too) when
-        # its small key index misses; the key's partition is known here.
-        store._db_for_partition(message.partition).delete(key)
-    records = [(key, None, message.partition) for key, message in deletions.items()]
-    for partition, offset in (await send_all(table.app, changelog, records)).items():
-        store.set_persisted_offset(TP(changelog, partition), offset)
 
 
 def _decode(
@@ -407,7 +385,7 @@ def _decode(
     if home is None:
         if len(homes) >= _HOMES_CACHED:
             homes.clear()
-        home = homes[asset_key] = home_partition(asset_key, partitions)
+        home = homes[asset_key] = default_partition(asset_key, partitions)
     if message.key == asset_key and message.partition == home:
         return Record(asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, message)
     return asset_key, home

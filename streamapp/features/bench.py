@@ -20,13 +20,13 @@ from streamapp.bench.harness import (
     bench_app,
     bench_settings,
     broker_label,
+    counted,
     create_topics,
     private_broker,
     produce,
     raw_consume,
     wait_until,
 )
-from streamapp.features import metrics
 from streamapp.features.agent import register
 from streamapp.settings import Settings
 from streamapp.sim.fleet import Simulation, messages
@@ -42,7 +42,10 @@ async def produce_fleet(settings: Settings, count: int) -> None:
 
 
 def applied_records() -> float:
-    return sum(metrics.RECORDS.labels(outcome)._value.get() for outcome in ("applied", "rejected"))
+    return sum(
+        counted("streamapp_feature_records_total", outcome=outcome)
+        for outcome in ("applied", "rejected")
+    )
 
 
 async def features_consume(settings: Settings, count: int, data_dir: Path) -> dict[str, float]:
@@ -50,7 +53,7 @@ async def features_consume(settings: Settings, count: int, data_dir: Path) -> di
     app = bench_app(settings, data_dir, PARTITIONS)
     register(app, settings)
     baseline = applied_records()
-    emitted_before = metrics.WINDOWS_EMITTED._value.get()
+    emitted_before = counted("streamapp_feature_windows_emitted_total")
     await app.start()
     try:
         started, finished = await wait_until(
@@ -65,7 +68,7 @@ async def features_consume(settings: Settings, count: int, data_dir: Path) -> di
         )
     return {
         "features_msgs_per_s": count / (finished - started),
-        "windows_emitted": metrics.WINDOWS_EMITTED._value.get() - emitted_before,
+        "windows_emitted": counted("streamapp_feature_windows_emitted_total") - emitted_before,
     }
 
 

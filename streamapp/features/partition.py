@@ -17,9 +17,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from faust.stores.rocksdb import Store as RocksDBStore
-
 from streamapp.features.windows import AssetState, WindowSpec
+from streamapp.runtime.tables import OFFSET_KEY
 
 _CLOCK_PREFIX = b"\x00streamapp.features.clock."
 _HEADER = struct.Struct("<2sdH")
@@ -33,7 +32,7 @@ def clock_key(partition: int) -> bytes:
 
 def is_asset_key(key: bytes) -> bool:
     """False for the clock keys and Faust's own offset key, which share the table."""
-    return not key.startswith(_CLOCK_PREFIX) and key != RocksDBStore.offset_key
+    return not key.startswith(_CLOCK_PREFIX) and key != OFFSET_KEY
 
 
 @dataclass(slots=True)

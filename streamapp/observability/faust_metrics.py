@@ -26,6 +26,7 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streamapp.runtime import introspect
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -165,17 +166,6 @@ def partition_lag(highwater: int | None, position: int | None) -> int | None:
     return max(0, highwater - position)
 
 
-def table_keys(table: CollectionT) -> int:
-    """Keys in the table's active partitions; RocksDB's own estimate avoids a full scan."""
-    store = table.data
-    if getattr(store, "use_rocksdict", False) and hasattr(store, "_dbs_for_actives"):
-        return sum(
-            int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
-            for db in store._dbs_for_actives()
-        )
-    return len(store)
-
-
 class FaustStateCollector(Collector):
     """Lag, assignment and table sizes read from the running app at scrape time."""
 
@@ -184,27 +174,6 @@ class FaustStateCollector(Collector):
 
     def bind(self, app: faust.App) -> None:
         self.app = app
-
-    def _positions(self, app: faust.App) -> Iterator[tuple[TP, int | None, int | None]]:
-        """(partition, fetch highwater, committed-or-fetch position) per assigned input TP."""
-        consumer = app.consumer
-        thread = getattr(consumer, "_thread", None)
-        client = getattr(thread, "_consumer", None)
-        if client is None:
-            return
-        changelogs = set(app.tables.changelog_topics)
-        assignment = client._subscription.subscription
-        if assignment is None or assignment.assignment is None:
-            return
-        for tp in sorted(assignment.assignment.tps):
-            if tp.topic in changelogs:
-                continue
-            state = assignment.assignment.state_value(tp)
-            committed = consumer._committed_offset.get(tp)
-            position = committed
-            if position is None and state.has_valid_position:
-                position = state.position
-            yield tp, state.highwater, position
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         lag = GaugeMetricFamily(
@@ -233,7 +202,7 @@ class FaustStateCollector(Collector):
                 assigned.add_metric([], len(app.consumer.assignment()))
             except Exception:  # the consumer thread is not started yet
                 assigned.add_metric([], 0)
-            for tp, highwater, position in self._positions(app):
+            for tp, highwater, position in introspect.input_positions(app):
                 behind = partition_lag(highwater, position)
                 if behind is not None:
                     lag.add_metric([tp.topic, str(tp.partition)], behind)
@@ -241,7 +210,7 @@ class FaustStateCollector(Collector):
                     highwaters.add_metric([tp.topic, str(tp.partition)], highwater)
             for name, table in app.tables.items():
                 try:
-                    tables.add_metric([name], table_keys(table))
+                    tables.add_metric([name], introspect.table_keys(table))
                 except Exception as exc:  # a scrape must never fail on one table
                     logger.debug("table size of %s unavailable: %s", name, exc)
         yield lag

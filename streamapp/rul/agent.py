@@ -1,13 +1,13 @@
 """Streaming RUL: extracted-features -> per-asset sequences -> batched ensemble -> predictions.
 
-Its topic is a batch route of `streamapp.kafka.drain`: the fetch loop hands it lists of
+Its topic is a batch route of `streamapp.runtime.drain`: the fetch loop hands it lists of
 raw messages, past Faust's per-message delivery. Per batch (up to `rul_batch_size`
 messages, or what arrived `rul_batch_timeout_ms` after the first) the agent validates
 each record, applies it to its asset's sequence, runs every model once over the whole
 batch (in worker threads, so the event loop keeps fetching meanwhile), writes each
 touched asset's state once, with the predictions it is about to send, then sends one
 prediction per applied record and waits until the broker holds them (see `sequences.py`
-for why that order), and acks the batch (`streamapp.kafka.batching`).
+for why that order), and acks the batch (`streamapp.runtime.batching`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ from faust.types import Message
 
 from streamapp.ingest.agent import dead_letter_message, raw_topic
 from streamapp.ingest.validation import Invalid
-from streamapp.kafka import drain
-from streamapp.kafka.batching import Finish, run_batches, write_table
-from streamapp.kafka.events import current_message
-from streamapp.kafka.produce import send_all
 from streamapp.rul import stream_metrics as metrics
 from streamapp.rul.live_model import LiveModel
 from streamapp.rul.sequences import (
@@ -39,6 +35,9 @@ from streamapp.rul.sequences import (
     prediction_record,
 )
 from streamapp.rul.serving import Ensemble
+from streamapp.runtime import drain, tables
+from streamapp.runtime.batching import Finish, run_batches
+from streamapp.runtime.produce import send_all
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 
@@ -113,8 +112,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
         cached = cache.get(asset_id)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        with current_message(message):
-            state = AssetSequence.from_bytes(sequences.get(asset_id.encode()))
+        state = AssetSequence.from_bytes(tables.read(sequences, asset_id.encode(), message))
         cache.put(asset_id, (generation, state))
         return state
 
@@ -173,7 +171,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
                     predictions = await infer(ensemble, pending, states)
                 if app.consumer_generation_id != generation:
                     return  # rebalanced meanwhile: these messages come again, maybe elsewhere
-                await write_table(
+                await tables.write(
                     sequences,
                     {
                         asset.encode(): (states[asset].to_bytes(), message)

@@ -33,16 +33,16 @@ from streamapp.bench.harness import (
     bench_app,
     bench_settings,
     broker_label,
+    counted,
     create_topics,
     percentiles,
     private_broker,
     wait_until,
 )
 from streamapp.ingest.validation import format_ts, parse_ts
-from streamapp.kafka.clients import consume
-from streamapp.rul import stream_metrics
 from streamapp.rul.agent import register
 from streamapp.rul.serving import Ensemble
+from streamapp.runtime.clients import consume
 from streamapp.settings import Settings
 from streamapp.sim.pacing import send_paced
 
@@ -85,7 +85,7 @@ def feature_records(
 
 
 def predictions_made() -> float:
-    return stream_metrics.PREDICTIONS._value.get()
+    return counted("streamapp_rul_predictions_total")
 
 
 async def latencies_after(settings: Settings, first_step: int) -> list[float]:

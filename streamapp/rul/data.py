@@ -206,7 +206,7 @@ class Scaler:
         else:
             scaler.centroids, scaler.condition_scale = np.zeros((1, 0)), np.ones(0)
         cond = scaler.conditions(rows)
-        x = rows[:, scaler._input_idx]
+        x = rows[:, scaler.input_index]
         groups = [x[cond == c] for c in range(len(scaler.centroids))]
         if scaling == "minmax":
             scaler.mean = np.stack([(g.max(axis=0) + g.min(axis=0)) / 2 for g in groups])
@@ -218,7 +218,8 @@ class Scaler:
         return scaler
 
     @property
-    def _input_idx(self) -> list[int]:
+    def input_index(self) -> list[int]:
+        """Columns of the network inputs among `feature_names`."""
         return [self.feature_names.index(n) for n in self.input_names]
 
     def conditions(self, rows: np.ndarray) -> np.ndarray:
@@ -235,7 +236,7 @@ class Scaler:
         rows = np.asarray(rows, dtype=np.float64)
         if rows.shape[-1] != len(self.feature_names):
             raise ValueError(f"expected {len(self.feature_names)} features, got {rows.shape[-1]}")
-        x = rows[..., self._input_idx]
+        x = rows[..., self.input_index]
         if len(self.mean) == 1:  # single condition: plain broadcasting, no per-row gather
             return ((x - self.mean[0]) / self.std[0]).astype(np.float32)
         cond = self.conditions(rows)

@@ -77,10 +77,11 @@ class Simulation:
     start_ms: float = 1_795_320_000_000.0
     interval_ms: float = 1000.0
     regimes: int = 1
-    _rng: random.Random = field(init=False, repr=False)
+    rng: random.Random = field(init=False, repr=False, compare=False)
+    """Seeded from `seed`; `messages` draws the fleet and every value from it."""
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        self.rng = random.Random(self.seed)
 
 
 def _new_engine(rng: random.Random, slot: str) -> _Engine:
@@ -167,7 +168,7 @@ def _invalid(rng: random.Random, record: dict) -> bytes:
 
 def messages(sim: Simulation) -> Iterator[tuple[bytes, bytes]]:
     """An endless stream of (key, value) pairs, round-robin over the assets."""
-    rng = sim._rng
+    rng = sim.rng
     if sim.kind == "engine":
         fleet: list = [_new_engine(rng, f"ENGINE-{i + 1:04d}") for i in range(sim.assets)]
     else:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from aiokafka import AIOKafkaProducer
 
-from streamapp.kafka.config import aiokafka_kwargs
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 
 TICK_S = 0.05

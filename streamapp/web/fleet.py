@@ -26,8 +26,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamapp.ingest.validation import parse_ts
-from streamapp.kafka.config import aiokafka_kwargs
 from streamapp.rul.stream_metrics import ASSETS_UNDER_THRESHOLD
+from streamapp.runtime.clients import wait_for_partitions
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -177,11 +178,7 @@ async def follow_predictions(
         )
         try:
             await consumer.start()
-            partitions = consumer.partitions_for_topic(topic)
-            while not partitions:
-                await asyncio.sleep(2.0)
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic)
+            partitions = await wait_for_partitions(consumer, topic, None, poll_s=2.0)
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)

@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamapp.archive.compaction import compact
 from streamapp.archive.verify import is_clean, verify
-from streamapp.kafka.config import aiokafka_kwargs
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 from tests.support.ops import produce_raw, scrape, settings_of, wait_for
 from tests.support.tcp_proxy import TcpProxy

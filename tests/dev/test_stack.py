@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streamapp.dev.kafka import kafka_version
-from streamapp.kafka.topics import load_specs
+from streamapp.runtime.topics import load_specs
 from tests.conftest import STACK_SETTINGS
 from tests.features.test_worker import WINDOW_ENV, read_features, send, simulated
 

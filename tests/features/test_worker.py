@@ -14,7 +14,7 @@ import pytest
 
 from streamapp.features.agent import extractor_from
 from streamapp.ingest.validation import Telemetry, validate_telemetry
-from streamapp.kafka.clients import consume, produce_lines
+from streamapp.runtime.clients import consume, produce_lines
 from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import settings_from_env
 from tests.features.offline import offline_features

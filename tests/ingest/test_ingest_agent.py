@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from streamapp.ingest.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, parse_headers
-from streamapp.kafka.clients import consume, produce_lines
+from streamapp.runtime.clients import consume, produce_lines
 from streamapp.settings import Settings
 from tests.conftest import settings_from_env
 from tests.ingest.tesla_payloads import VIN, protobuf_payload
@@ -67,7 +67,7 @@ def test_tesla_protobuf_becomes_telemetry_keyed_by_vin(isolated_env, start_worke
     async def send() -> None:
         from aiokafka import AIOKafkaProducer
 
-        from streamapp.kafka.config import aiokafka_kwargs
+        from streamapp.runtime.config import aiokafka_kwargs
 
         producer = AIOKafkaProducer(**aiokafka_kwargs(settings))
         await producer.start()

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from rocksdict import AccessType, Options, Rdict
 
-from streamapp.features.agent import TABLE_NAME, home_partition
+from streamapp.features.agent import TABLE_NAME
 from streamapp.features.partition import is_asset_key
 from streamapp.ingest.validation import format_ts
+from streamapp.runtime.produce import default_partition
 from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import ROOT, settings_from_env
 from tests.reliability.corpus import Message
@@ -90,7 +91,7 @@ def clock_assets(partitions: int) -> list[str]:
     homes: dict[int, str] = {}
     for n in itertools.count():
         asset = f"CLOCK-{n}"
-        homes.setdefault(home_partition(asset.encode(), partitions), asset)
+        homes.setdefault(default_partition(asset.encode(), partitions), asset)
         if len(homes) == partitions:
             return [homes[p] for p in range(partitions)]
     raise AssertionError("unreachable")

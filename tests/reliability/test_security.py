@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from streamapp.kafka.config import aiokafka_kwargs, faust_credentials
+from streamapp.runtime.config import aiokafka_kwargs, faust_credentials
 from streamapp.settings import Settings
 from streamapp.web import auth
 from tests.reliability.traffic import produce

@@ -13,9 +13,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamapp.features.windows import SOURCE as FEATURE_SOURCE
-from streamapp.kafka.clients import ConsumedRecord
-from streamapp.kafka.config import aiokafka_kwargs
-from streamapp.kafka.offsets import partition_bounds
+from streamapp.runtime.clients import ConsumedRecord
+from streamapp.runtime.config import aiokafka_kwargs
+from streamapp.runtime.offsets import partition_bounds
 from streamapp.settings import Settings
 from tests.reliability.corpus import Message
 

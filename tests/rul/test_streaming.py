@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from streamapp.cli.rul import train
 from streamapp.ingest.deadletter import REASON_HEADER, parse_headers
-from streamapp.kafka.clients import consume, produce_lines
 from streamapp.rul.artifacts import activate, load_ensemble
+from streamapp.runtime.clients import consume, produce_lines
 from tests.conftest import settings_from_env
 from tests.rul.synthetic import write_cmapss
 

@@ -59,7 +59,7 @@ def test_pipelined_batches_never_reread_an_unwritten_state(
     size: int, batches: list[list[str]]
 ) -> None:
     """Batch N+1 is prepared from the cache while batch N's write is in flight, as in
-    `streamapp.kafka.batching.run_batches`; every application must survive in the table."""
+    `streamapp.runtime.batching.run_batches`; every application must survive in the table."""
     table: dict[str, int] = {}
     cache: StateCache[list[int]] = StateCache(size)
     in_flight: tuple[int, dict[str, int]] | None = None

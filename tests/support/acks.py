@@ -8,7 +8,7 @@ from faust.types.tuples import ConsumerMessage
 class AckLog:
     """The consumer side of a final ack, as Faust's `Consumer.ack` (minus commit tracking).
 
-    `_unacked_messages` is there for `streamapp.kafka.drain.untrack`.
+    `_unacked_messages` is there for `streamapp.runtime.drain.untrack`.
     """
 
     def __init__(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp import s3
-from streamapp.kafka.clients import ConsumedRecord, consume, produce_lines
+from streamapp.runtime.clients import ConsumedRecord, consume, produce_lines
 from streamapp.settings import Settings
 from tests.conftest import settings_from_env, stack_env
 from tests.support.worker import WorkerProcess

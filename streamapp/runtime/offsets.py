@@ -6,7 +6,7 @@ watermark of a Fetch response is right on every broker. `fetch_bounds` sends one
 per leader, from each partition's log start, with a small byte budget (the broker
 returns the partition header and at most about one batch) and a short wait (the
 embedded broker answers a zero-wait Fetch with no partitions at all). Table recovery
-(`streamapp.kafka.consumer`) and the archive audit both use it.
+(`streamapp.runtime.consumer`) and the archive audit both use it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.fetch import FetchRequest
 
-from streamapp.kafka.config import aiokafka_kwargs
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 
 _READ_UNCOMMITTED = 0

@@ -13,8 +13,10 @@ from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
 
 from streamapp.bench.harness import bench_app, create_topics
-from streamapp.kafka import drain
-from streamapp.kafka.produce import send_all
+from streamapp.runtime import drain
+from streamapp.runtime.consumer import install
+from streamapp.runtime.produce import send_all
+from streamapp.runtime.quirks import quirks_for
 from streamapp.settings import Settings
 from tests.support.acks import AckLog
 
@@ -57,14 +59,14 @@ def test_a_routed_topic_is_subscribed_and_acked_but_never_conducted() -> None:
     assert asyncio.run(assign()) == {"telemetry", "tesla_V"}
     assert app.topics.acks_enabled_for("telemetry")
     assert app.topics._tp_to_callback == {}
-    assert app.transport.Consumer.routes == {"telemetry": (route,), "tesla_V": (route,)}
+    assert drain.routes_of(app) == {"telemetry": (route,), "tesla_V": (route,)}
 
 
 def test_routes_sharing_a_topic_each_get_it() -> None:
     app = faust.App("drain-fanout-test", broker="kafka://127.0.0.1:1", store="memory://")
     archive = drain.route(app, ["telemetry", "tesla_V"])
     features = drain.route(app, ["telemetry", "repartition"], depth=10)
-    assert app.transport.Consumer.routes == {
+    assert drain.routes_of(app) == {
         "telemetry": (archive, features),
         "tesla_V": (archive,),
         "repartition": (features,),
@@ -112,9 +114,16 @@ def test_routed_partitions_count_as_processing_for_the_stall_check(
     assert inbound == {TP(topic, p) for p in range(partitions)}
 
 
+def stream_app(name: str) -> faust.App:
+    """A bare app (never started) with the stream consumer installed."""
+    app = faust.App(name, broker="kafka://127.0.0.1:1", store="memory://")
+    install(app, 1500, quirks_for(Settings(streamapp_broker="kafka")))
+    return app
+
+
 def fenced_consumer(name: str) -> tuple[faust.App, drain.BatchRoute, Any, list[int]]:
     """An app's batched-drain consumer (never started) whose seeks land at offset 5."""
-    app = faust.App(name, broker="kafka://127.0.0.1:1", store="memory://")
+    app = stream_app(name)
     route = drain.route(app, ["t"])
     consumer = app.consumer
     seeks: list[int] = []
@@ -163,7 +172,7 @@ def test_a_partition_with_nothing_committed_is_sought_back_to_its_first_offset()
     """aiokafka's seek to the committed offset leaves such a partition where the fetcher
     is, past whatever was fetched and dropped; and Faust would commit from the first
     offset acked, whatever it is."""
-    app = faust.App("drain-first-offset-test", broker="kafka://127.0.0.1:1", store="memory://")
+    app = stream_app("drain-first-offset-test")
     drain.route(app, ["t"])
     consumer = app.consumer
     tp = TP("t", 0)

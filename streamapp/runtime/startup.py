@@ -15,7 +15,7 @@ import time
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError
 
-from streamapp.kafka.config import aiokafka_kwargs
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from streamapp.kafka.batching import take
+from streamapp.runtime.batching import take
 
 
 def test_take_gathers_queued_lists_until_it_has_enough() -> None:

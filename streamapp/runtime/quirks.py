@@ -1,6 +1,6 @@
 """What the Tansu fallback broker gets wrong, and what streamapp does about it: one list.
 
-Everything else in `streamapp/kafka/` is correct on any Kafka broker. These are the
+Everything else in `streamapp/runtime/` is correct on any Kafka broker. These are the
 workarounds that exist because of Tansu, each with what it costs and whether it runs
 on Apache Kafka. `quirks_for(settings)` says which a worker turns on: the broker kind is
 STREAMAPP_BROKER, which `dev up` writes into .streamapp/dev.env (`tansu` when it
@@ -28,9 +28,9 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         "ListOffsets(latest) answers the base offset of the last batch + 1, short of the "
         "end whenever that batch holds several records; table recovery would stop early.",
         "Table recovery takes each changelog's end from a Fetch response's high watermark "
-        "(`kafka.offsets.fetch_bounds`, used by `kafka.consumer.TunedConsumerThread`).",
+        "(`runtime.offsets.fetch_bounds`, used by `runtime.consumer.TunedConsumerThread`).",
         "Not used: Faust's ListOffsets(latest), which Apache Kafka answers right. The "
-        "archive audit (`kafka.offsets.partition_bounds`) reads Fetch bounds on every "
+        "archive audit (`runtime.offsets.partition_bounds`) reads Fetch bounds on every "
         "broker: one code path that is right on both, used once per audit.",
     ),
     Workaround(
@@ -38,7 +38,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         "JoinGroup hands out the same generation for different assignments, so Faust's "
         "stale-message fences (which compare generations) let stale messages pass.",
         "The app's generation is the process's own count of assignments "
-        "(`kafka.consumer.EpochRebalanceListener`).",
+        "(`runtime.consumer.EpochRebalanceListener`).",
         "Not used: Apache Kafka gives every rebalance a new generation, which Faust uses as it is.",
     ),
     Workaround(
@@ -46,7 +46,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         "Exposed on Tansu first: a fetch from before a seek delivers offsets past the new "
         "position, which Faust would take for a gap and commit over.",
         "An offset jump is fetched again once before it counts as a gap "
-        "(`kafka.drain.BatchedDrainMixin._deliver`).",
+        "(`runtime.drain.BatchedDrainMixin._deliver`).",
         "Used: the stale fetch is Faust's own race between resuming the flow and seeking "
         "(faust-streaming#221), on any broker. Cost: one extra fetch per real gap, and "
         "streamapp's topics have none (no transactions, no compaction of inputs).",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streamapp.kafka.config import aiokafka_kwargs
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 
 
@@ -54,17 +54,18 @@ async def produce_lines(
     return sent
 
 
-async def _wait_for_partitions(
-    consumer: AIOKafkaConsumer, topic: str, timeout_s: float | None
+async def wait_for_partitions(
+    consumer: AIOKafkaConsumer, topic: str, timeout_s: float | None, poll_s: float = 0.5
 ) -> set[int]:
-    """Partitions of a topic, waiting for it to be created (forever when no timeout)."""
+    """Partitions of a topic, waiting for it to be created (forever when no timeout);
+    the consumer's metadata is refreshed every `poll_s` meanwhile."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout_s is None else loop.time() + timeout_s
     while True:
         partitions = consumer.partitions_for_topic(topic) or set()
         if partitions or (deadline is not None and loop.time() >= deadline):
             return partitions
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(poll_s)
         await consumer._client.force_metadata_update()
 
 
@@ -95,7 +96,7 @@ async def consume(
     )
     await consumer.start()
     try:
-        partitions = await _wait_for_partitions(consumer, topic, idle_timeout_s)
+        partitions = await wait_for_partitions(consumer, topic, idle_timeout_s)
         if not partitions:
             return
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])

@@ -6,14 +6,12 @@ the work of a batched agent, and `table[key] = value` queues each changelog reco
 the producer buffer, which stalls every stream of the worker once 100 records are
 pending. A batched agent instead:
 
-* reads the lists of raw messages its batch route (`streamapp.kafka.drain`) delivers
+* reads the lists of raw messages its batch route (`streamapp.runtime.drain`) delivers
   (`take`), up to N messages or T seconds after the first, and drops messages of a
   previous consumer generation (a rebalance happened: they come again, maybe to
   another worker);
 * writes each touched key once per batch straight into the table's store and sends the
-  changelog records itself (one record batch per partition, `streamapp.kafka.produce`),
-  waits for the broker, then records the changelog offsets as persisted, as Faust's own
-  send callback does (`write_table`);
+  changelog records itself (`streamapp.runtime.tables`);
 * acks its messages only after the batch was handled and only if no rebalance happened
   meanwhile (`run_batches`), so a crash mid-batch replays the batch from the committed
   offsets.
@@ -26,11 +24,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import faust
-from faust.types import TP, Message
+from faust.types import Message
 
-from streamapp.kafka.drain import ack_all, untrack
-from streamapp.kafka.events import current_message
-from streamapp.kafka.produce import send_all
+from streamapp.runtime.drain import ack_all, untrack
 
 
 async def take(queue: asyncio.Queue[list[Message]], max_: int, within: float) -> list[Message]:
@@ -124,15 +120,3 @@ async def run_batches(
     finally:
         if running is not None:
             running.cancel()
-
-
-async def write_table(table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
-    """Store `key -> value` in the partition of each key's message; wait for the changelog."""
-    store = table.data
-    changelog = table.changelog_topic.get_topic_name()
-    for key, (value, message) in writes.items():
-        with current_message(message):
-            store[key] = value
-    records = [(key, value, message.partition) for key, (value, message) in writes.items()]
-    for partition, offset in (await send_all(table.app, changelog, records)).items():
-        store.set_persisted_offset(TP(changelog, partition), offset)

@@ -9,7 +9,8 @@ delivery at once); while the flow is suspended (rebalance, table recovery) it
 delivers exactly as upstream, one race per message. Gaps, `broker_commit_every` and
 read offsets are handled as upstream, message by message; upstream `getmany` (an async
 generator reading a partition's high watermark for every message) is inlined as a plain
-generator that reads it once per fetch. Installed by `install(app)`.
+generator that reads it once per fetch. `streamapp.runtime.consumer.StreamConsumer` is
+the consumer class that carries it.
 
 A `BatchRoute` (`route(app, topics)`) goes further for an agent that handles raw
 messages in bulk (the archive, the feature and RUL agents): messages of its topics
@@ -41,6 +42,7 @@ started processing" errors every 10 s while the batches went on.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable, Iterator
 from time import monotonic
 from typing import Any
@@ -70,7 +72,6 @@ class BatchRoute:
 class BatchedDrainMixin:
     """Overrides `_drain_messages` of a Faust consumer class (see module docstring)."""
 
-    routes: dict[str, tuple[BatchRoute, ...]]
     seeks: int = 0  # seeks to the committed offsets so far: a fetch's fence
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -79,6 +80,10 @@ class BatchedDrainMixin:
         self.first_offsets: dict[Any, int] = {}
         # Per partition, the offset of the last jump read again (see `_deliver`).
         self.jumps_checked: dict[Any, int] = {}
+
+    @property
+    def routes(self: Any) -> dict[str, tuple[BatchRoute, ...]]:
+        return routes_of(self.app)
 
     async def perform_seek(self: Any) -> None:
         """Seek every partition to its committed offset (counted for `_deliver`), and a
@@ -251,22 +256,21 @@ class BatchedDrainMixin:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
 
-def install(app: faust.App) -> None:
-    """Make `app` create its consumer from the batched-drain subclass (idempotent)."""
-    transport = app.transport
-    base = transport.Consumer
-    if issubclass(base, BatchedDrainMixin):
-        return
-    name = f"BatchedDrain{base.__name__}"
-    transport.Consumer = type(name, (BatchedDrainMixin, base), {"routes": {}})
+_ROUTES: weakref.WeakKeyDictionary[faust.App, dict[str, tuple[BatchRoute, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def routes_of(app: faust.App) -> dict[str, tuple[BatchRoute, ...]]:
+    """The routes of `app`'s topics (empty until `route` adds one)."""
+    return _ROUTES.setdefault(app, {})
 
 
 def route(app: faust.App, topics: Iterable[str], depth: int = ROUTE_DEPTH) -> BatchRoute:
     """A new `BatchRoute` for `topics` on `app`, beside any other route of the same
-    topics (installs the batched drain); `depth`: lists its queue holds."""
-    install(app)
+    topics; `depth`: lists its queue holds."""
     found = BatchRoute(frozenset(topics), depth)
-    routes = app.transport.Consumer.routes
+    routes = routes_of(app)
     for topic in found.topics:
         routes[topic] = (*routes.get(topic, ()), found)
     return found

@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streamapp.kafka.config import aiokafka_kwargs
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 
 

@@ -13,8 +13,8 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from streamapp.features.agent import TABLE_NAME
-from streamapp.kafka.config import aiokafka_kwargs
-from streamapp.kafka.recovery import EXIT_STALE_STATE, rebuild_allowed, stale_partitions
+from streamapp.runtime.config import aiokafka_kwargs
+from streamapp.runtime.recovery import EXIT_STALE_STATE, rebuild_allowed, stale_partitions
 from streamapp.settings import Settings
 from tests.conftest import settings_from_env
 from tests.features.test_worker import WINDOW_ENV, read_features, send, simulated

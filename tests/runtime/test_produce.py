@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from streamapp.bench.harness import create_topics
-from streamapp.kafka.produce import BATCH_BYTES, send_all
+from streamapp.runtime.produce import BATCH_BYTES, send_all
 from streamapp.settings import Settings
 
 

@@ -5,49 +5,69 @@
   ready (fetches came back every ~770 ms at 1,000 msgs/s, which was the whole of the
   RUL agent's latency). `KAFKA_FETCH_MAX_WAIT_MS` bounds it on any broker; an idle
   worker then asks a little more often, which costs nothing.
-* On Tansu only (`streamapp.kafka.quirks`): changelog high watermarks from Fetch
+* On Tansu only (`streamapp.runtime.quirks`): changelog high watermarks from Fetch
   responses, since its ListOffsets(latest) falls short of the end; and the app's
   generation as this process's count of assignments, since its JoinGroup repeats a
   generation across different assignments and Faust fences stale messages by
   generation. Faust's own checks (recovery, table stores) compare that count with
   itself, and aiokafka still commits with the broker's generation.
 
-Installed on an app by `install(app, fetch_max_wait_ms, quirks)`.
+Both live in `StreamConsumer`, the one consumer class of every app (with the batched
+drain of `streamapp.runtime.drain`), installed by `install(app, fetch_max_wait_ms,
+quirks)`; its per-app options are data (`ConsumerOptions`), not generated classes.
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiokafka
 import faust
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ConsumerRebalanceListener
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 
-from streamapp.kafka.offsets import fetch_bounds
-from streamapp.kafka.quirks import BrokerQuirks
+from streamapp.runtime.drain import BatchedDrainMixin
+from streamapp.runtime.offsets import fetch_bounds
+from streamapp.runtime.quirks import BrokerQuirks
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    """What an app's `StreamConsumer` and its thread do beyond Faust's defaults."""
+
+    fetch_max_wait_ms: int = 1500
+    fetch_high_watermarks: bool = False
+    local_assignment_epochs: bool = False
+
+
+_OPTIONS: weakref.WeakKeyDictionary[faust.App, ConsumerOptions] = weakref.WeakKeyDictionary()
+
+
+def consumer_options(app: faust.App) -> ConsumerOptions:
+    return _OPTIONS.get(app, ConsumerOptions())
 
 
 class TunedConsumerThread(AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread with a fetch wait and, on Tansu, fetch-based
     high watermarks."""
 
-    fetch_max_wait_ms: int = 1500
-    fetch_high_watermarks: bool = False
-
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read when its fetcher starts
+        # Read when its fetcher starts.
+        consumer._fetch_max_wait_ms = consumer_options(self.app).fetch_max_wait_ms
         return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         consumer = self._ensure_consumer()
-        if not self.fetch_high_watermarks or self.consumer.in_transaction:
+        if not consumer_options(self.app).fetch_high_watermarks or self.consumer.in_transaction:
             return await super()._highwaters(partitions)
         bounds = await fetch_bounds(consumer, partitions)
         highwaters = {tp: end for tp, (_, end) in bounds.items()}
@@ -71,36 +91,26 @@ class EpochRebalanceListener(ConsumerRebalanceListener):
         await thread.on_partitions_assigned(ensure_TPset(assigned), epoch)
 
 
-class TunedConsumerMixin:
-    """Makes a Faust consumer class create a `TunedConsumerThread` subclass."""
+class StreamConsumer(BatchedDrainMixin, AIOKafkaConsumer):
+    """Faust's aiokafka consumer with the batched drain, the tuned thread and, on Tansu,
+    assignment epochs."""
 
-    thread_class: type[TunedConsumerThread] = TunedConsumerThread
+    def _new_consumer_thread(self) -> TunedConsumerThread:
+        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def _new_consumer_thread(self: Any) -> TunedConsumerThread:
-        return self.thread_class(self, loop=self.loop, beacon=self.beacon)
+    @property  # type: ignore[override]
+    def RebalanceListener(self) -> type[ConsumerRebalanceListener]:  # Faust's name
+        if consumer_options(self.app).local_assignment_epochs:
+            return EpochRebalanceListener
+        return ConsumerRebalanceListener
 
 
 def install(app: faust.App, fetch_max_wait_ms: int, quirks: BrokerQuirks) -> None:
-    """Make `app`'s consumer use the tuned thread (idempotent; the last call wins)."""
-    transport = app.transport
-    base = transport.Consumer
-    thread_class = type(
-        "TunedConsumerThread",
-        (TunedConsumerThread,),
-        {
-            "fetch_max_wait_ms": fetch_max_wait_ms,
-            "fetch_high_watermarks": quirks.fetch_high_watermarks,
-        },
+    """Make `app` create a `StreamConsumer` with these options (before its consumer
+    exists; the last call wins)."""
+    _OPTIONS[app] = ConsumerOptions(
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_high_watermarks=quirks.fetch_high_watermarks,
+        local_assignment_epochs=quirks.local_assignment_epochs,
     )
-    listener = (
-        EpochRebalanceListener if quirks.local_assignment_epochs else ConsumerRebalanceListener
-    )
-    if issubclass(base, TunedConsumerMixin):
-        base.thread_class = thread_class
-        base.RebalanceListener = listener
-        return
-    transport.Consumer = type(
-        f"Tuned{base.__name__}",
-        (TunedConsumerMixin, base),
-        {"thread_class": thread_class, "RebalanceListener": listener},
-    )
+    app.transport.Consumer = StreamConsumer

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamapp.dev.stack import free_port
-from streamapp.kafka.startup import BrokersUnreachable, wait_for_brokers
+from streamapp.runtime.startup import BrokersUnreachable, wait_for_brokers
 from streamapp.settings import Settings
 from tests.conftest import provision, settings_from_env, stack_env, start_test_broker
 from tests.support.tcp_proxy import TcpProxy

@@ -1,4 +1,5 @@
-"""Assignment epochs: every assignment fences what came before it, whatever the broker says."""
+"""The one consumer class and its options; assignment epochs: every assignment fences what
+came before it, whatever the broker says."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import faust
 from faust.types import TP
 
-from streamapp.kafka.consumer import EpochRebalanceListener
+from streamapp.runtime import consumer
+from streamapp.runtime.consumer import EpochRebalanceListener
+from streamapp.runtime.quirks import quirks_for
+from streamapp.settings import Settings
 
 
 class RecordingThread:
@@ -54,3 +59,13 @@ def test_ids_keep_growing_past_a_broker_generation_that_goes_back() -> None:
     asyncio.run(assign_then_broker_resets())
 
     assert [generation for _, generation in thread.assignments] == [1, 2]
+
+
+def test_every_app_gets_the_one_stream_consumer_with_its_own_options() -> None:
+    kafka = faust.App("consumer-kafka", broker="kafka://127.0.0.1:1", store="memory://")
+    tansu = faust.App("consumer-tansu", broker="kafka://127.0.0.1:1", store="memory://")
+    consumer.install(kafka, 50, quirks_for(Settings(streamapp_broker="kafka")))
+    consumer.install(tansu, 70, quirks_for(Settings(streamapp_broker="tansu")))
+    assert kafka.transport.Consumer is tansu.transport.Consumer is consumer.StreamConsumer
+    assert consumer.consumer_options(kafka) == consumer.ConsumerOptions(50, False, False)
+    assert consumer.consumer_options(tansu) == consumer.ConsumerOptions(70, True, True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from faust.assignor.client_assignment import ClientAssignment
 from faust.types import TP
 
-from streamapp.kafka.assignor import ActiveFirstAssignor
+from streamapp.runtime.assignor import ActiveFirstAssignor
 from streamapp.settings import Settings
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 #: Largest record batch built here: well under the broker's default 1 MB message limit.
@@ -68,3 +69,9 @@ async def _sent(delivery: asyncio.Future, count: int) -> tuple[int, int]:
     """(partition, offset of the batch's last record) once the broker has it."""
     metadata = await delivery
     return metadata.partition, metadata.offset + count - 1
+
+
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives a key: where a keyed
+    table's state for it lives."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
