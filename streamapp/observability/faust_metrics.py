@@ -27,42 +27,29 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streamapp.runtime import introspect
+from streamapp.runtime.metrics import (
+    EVENTS,
+    LATENCY_BUCKETS,
+    MESSAGES_RECEIVED,
+    MESSAGES_SENT,
+    SEND_SECONDS,
+    TABLE_OPERATIONS,
+)
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 REBALANCE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
-MESSAGES_RECEIVED = Counter(
-    "streamapp_faust_messages_received_total",
-    "Messages received by the worker's consumer, per topic.",
-    ["topic"],
-)
-EVENTS = Counter(
-    "streamapp_faust_events_total",
-    "Events delivered to agent streams, per topic.",
-    ["topic"],
-)
 EVENT_SECONDS = Histogram(
     "streamapp_faust_event_processing_seconds",
     "Time from an event entering a stream to its acknowledgement.",
     buckets=LATENCY_BUCKETS,
 )
-MESSAGES_SENT = Counter(
-    "streamapp_faust_messages_sent_total",
-    "Messages acknowledged by the broker after a send, per topic.",
-    ["topic"],
-)
 SEND_ERRORS = Counter(
     "streamapp_faust_send_errors_total",
     "Sends the broker did not acknowledge, per topic.",
     ["topic"],
-)
-SEND_SECONDS = Histogram(
-    "streamapp_faust_send_latency_seconds",
-    "Time from a send being buffered to the broker's acknowledgement.",
-    buckets=LATENCY_BUCKETS,
 )
 COMMITS = Counter("streamapp_faust_commits_total", "Offset commits completed by the worker.")
 COMMIT_SECONDS = Histogram(
@@ -77,11 +64,6 @@ REBALANCE_SECONDS = Histogram(
     "streamapp_faust_rebalance_seconds",
     "Duration of a rebalance, table recovery included.",
     buckets=REBALANCE_BUCKETS,
-)
-TABLE_OPERATIONS = Counter(
-    "streamapp_faust_table_operations_total",
-    "Table reads, writes and deletes, per table.",
-    ["table", "operation"],
 )
 BUFFER_FULL = Counter(
     "streamapp_faust_topic_buffer_full_total",

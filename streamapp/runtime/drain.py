@@ -52,6 +52,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import Message
 from faust.types.tuples import ack_lock
 
+from streamapp.runtime.metrics import EVENTS, MESSAGES_RECEIVED
+
 _YIELD_EVERY = 100
 ROUTE_BATCH = 2000
 ROUTE_DEPTH = 4
@@ -172,6 +174,7 @@ class BatchedDrainMixin:
         routes = self.routes
         pending: dict[BatchRoute, list[Message]] = {}
         routed: set[Any] = set()
+        counted: dict[str, list[int]] = {}  # per routed topic: [received, events]
         reread: set[Any] = set()
         commit_every = self._commit_every
         since_yield = 0
@@ -205,6 +208,11 @@ class BatchedDrainMixin:
                 # message yet, so this skips `incref`'s lock (a lock per message).
                 message.refcount += len(fanout)
                 routed.add(tp)
+                counts = counted.get(message.topic)
+                if counts is None:
+                    counts = counted[message.topic] = [0, 0]
+                counts[0] += tp not in conducted  # a conducted stream counts it itself
+                counts[1] += len(fanout)
                 for route in fanout:
                     batch = pending.get(route)
                     if batch is None:
@@ -221,6 +229,9 @@ class BatchedDrainMixin:
             set_read_offset(tp, offset)
         for route, batch in pending.items():
             await route.queue.put(batch)
+        for topic, (received, events) in counted.items():
+            MESSAGES_RECEIVED.labels(topic).inc(received)
+            EVENTS.labels(topic).inc(events)
         monitor = self.app.monitor
         if routed and monitor is not None:
             now = monotonic()

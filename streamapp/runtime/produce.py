@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from streamapp.runtime.metrics import MESSAGES_SENT, SEND_SECONDS
+
 #: Largest record batch built here: well under the broker's default 1 MB message limit.
 BATCH_BYTES = 512 * 1024
 
@@ -30,6 +32,7 @@ async def send_all(
 
     Returns the offset of the last record written to each partition.
     """
+    started = time.monotonic()
     producer = app.producer._ensure_producer()  # Faust's aiokafka producer, started
     await producer.client._wait_on_metadata(topic)
     metadata = producer.client.cluster
@@ -57,6 +60,8 @@ async def send_all(
     last: dict[int, int] = {}
     for partition, offset in await asyncio.gather(*pending):
         last[partition] = max(offset, last.get(partition, -1))
+    MESSAGES_SENT.labels(topic).inc(sum(len(items) for items in by_partition.values()))
+    SEND_SECONDS.observe(time.monotonic() - started)  # one observation per bulk send
     return last
 
 

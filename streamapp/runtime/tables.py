@@ -19,6 +19,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, Message
 
 from streamapp.runtime.events import current_message
+from streamapp.runtime.metrics import TABLE_OPERATIONS
 from streamapp.runtime.produce import send_all
 
 OFFSET_KEY: bytes = RocksDBStore.offset_key
@@ -26,7 +27,8 @@ OFFSET_KEY: bytes = RocksDBStore.offset_key
 
 
 def read(table: faust.Table, key: bytes, message: Message) -> bytes | None:
-    """`key`'s value in the partition of `message`, None if it has none."""
+    """`key`'s value in the partition of `message`, None if it has none (counted by
+    Faust's table sensor, as any `table.get`)."""
     with current_message(message):
         return table.get(key)
 
@@ -42,6 +44,7 @@ async def write(table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) 
     for key, (value, message) in writes.items():
         with current_message(message):
             store[key] = value
+    TABLE_OPERATIONS.labels(table.name, "set").inc(len(writes))
     await _persist(
         table, [(key, value, message.partition) for key, (value, message) in writes.items()]
     )
@@ -54,6 +57,7 @@ async def delete(table: faust.Table, deletions: dict[bytes, Message]) -> None:
         # Faust's own delete tries every open partition database (standbys too) when
         # its small key index misses; the key's partition is known here.
         store._db_for_partition(message.partition).delete(key)
+    TABLE_OPERATIONS.labels(table.name, "del").inc(len(deletions))
     await _persist(table, [(key, None, message.partition) for key, message in deletions.items()])
 
 

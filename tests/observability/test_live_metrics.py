@@ -87,6 +87,92 @@ def test_every_agents_counters_move_with_traffic(scraped) -> None:
     assert counter_total(after, "streamapp_http_ingest_records", result="accepted") >= 2
 
 
+# Dashboard series that only move under faults or conditions this traffic does not make.
+MOVE_ONLY_UNDER_FAULTS = {
+    "streamapp_archive_s3_errors_total": "S3 errors",
+    "streamapp_archive_s3_retries_total": "S3 errors",
+    "streamapp_archive_replayed_skipped_total": "a replay after a crash",
+    "streamapp_archive_compacted_rows_total": "compaction, every COMPRESSION_INTERVAL",
+    "streamapp_archive_temp_deleted_total": "temp objects older than TEMP_RETENTION",
+    "streamapp_faust_send_errors_total": "a send the broker refused",
+    "streamapp_faust_rebalances_total": "a rebalance (the worker's first is before traffic)",
+    "streamapp_faust_rebalance_seconds_count": "a rebalance",
+    "streamapp_table_recovery_seconds_count": "a table recovery",
+    "streamapp_faust_topic_buffer_full_total": "backpressure",
+    "streamapp_feature_late_events_total": "records later than the grace",
+    "streamapp_faust_event_processing_seconds_count": "events through a Faust stream",
+    "streamapp_rul_predictions_skipped_total": "records the loaded model cannot predict",
+}
+
+
+def moving_series(name: str) -> str | None:
+    """The sample a dashboard series moves by: counters' totals, histograms' counts."""
+    for suffix in ("_total", "_count"):
+        if name.endswith(suffix):
+            return name
+    for suffix in ("_bucket", "_sum"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] + "_count"
+    return None  # a gauge: its level, not its movement, is the panel
+
+
+def sample_sum(families, sample_name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for family in families.values()
+        for sample in family.samples
+        if sample.name == sample_name
+        and all(sample.labels.get(key) == value for key, value in labels.items())
+    )
+
+
+def test_every_dashboard_series_moves_with_traffic_and_routed_agents_are_counted(
+    scraped,
+) -> None:
+    """Each counter and histogram a dashboard or alert uses moves with this traffic
+    (the fault-only ones excepted), and the Faust-level panels include the batch-routed
+    agents: their events, bulk sends and table writes bypass Faust's sensor."""
+    worker, env, before = scraped
+    group = env["KAFKA_GROUP_ID"]
+    series = {moving_series(name) for name in referenced_metrics()} - {None}
+    expected = sorted(series - set(MOVE_ONLY_UNDER_FAULTS))
+    routed = {
+        "events into the RUL agent": (
+            "streamapp_faust_events_total",
+            {"topic": env["TOPIC_FEATURES"]},
+        ),
+        "predictions sent": (
+            "streamapp_faust_messages_sent_total",
+            {"topic": env["TOPIC_PREDICTIONS"]},
+        ),
+        "feature state changelog sent": (
+            "streamapp_faust_messages_sent_total",
+            {"topic": f"{group}-feature-windows-changelog"},
+        ),
+        "feature table writes": (
+            "streamapp_faust_table_operations_total",
+            {"table": "feature-windows", "operation": "set"},
+        ),
+        "RUL table writes": (
+            "streamapp_faust_table_operations_total",
+            {"table": "rul-sequences", "operation": "set"},
+        ),
+    }
+
+    def stuck(now) -> list[str]:
+        names = [n for n in expected if sample_sum(now, n) <= sample_sum(before, n)]
+        return names + [
+            what
+            for what, (name, labels) in routed.items()
+            if sample_sum(now, name, **labels) <= sample_sum(before, name, **labels)
+        ]
+
+    try:
+        wait_for(lambda: not stuck(scrape(worker)), 90, "every dashboard series to move", 2.0)
+    except AssertionError:
+        raise AssertionError(f"did not move: {stuck(scrape(worker))}") from None
+
+
 def test_consumer_lag_is_exposed_per_partition_from_fetch_highwaters(scraped) -> None:
     worker, env, _ = scraped
 
