@@ -1,7 +1,8 @@
 """The Faust application: `faust -A streamapp.app worker -l info`.
 
 Agents stay thin: each concept's `agent.py` registers its agents on this app and
-calls pure logic that is tested without a broker.
+calls pure logic that is tested without a broker. The worker's `app` is created on
+first use, so the benchmarks and tests can import `create_app` without building it.
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ class StreamApp(faust.App):
         await super().on_first_start()
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build the Faust app with settings suited to both the embedded broker and Kafka."""
+def create_app(settings: Settings, agents: bool = True) -> faust.App:
+    """Build the Faust app with settings suited to both the embedded broker and Kafka.
+
+    `agents=False` leaves out every agent and the web server: an in-process app
+    configured like a worker, on which a benchmark registers the one agent it measures.
+    """
     limit_malloc_arenas(settings.malloc_arena_max)  # before any thread allocates
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = StreamApp(
@@ -55,6 +60,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        web_enabled=agents,
         web_in_thread=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
@@ -76,10 +82,16 @@ def create_app(settings: Settings) -> faust.App:
             """Give memory freed after a burst back to the system (`native_heap`)."""
             trim_native_heap()
 
-    from streamapp import agents
+    if agents:
+        from streamapp.agents import register_all
 
-    agents.register_all(app, settings)
+        register_all(app, settings)
     return app
 
 
-app = create_app(get_settings())
+def __getattr__(name: str) -> faust.App:
+    """`streamapp.app.app`, the worker's app (what `faust -A streamapp.app` looks up)."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    created = globals()["app"] = create_app(get_settings())
+    return created

@@ -161,7 +161,7 @@ class Archiver:
         """After a rebalance: unsealed messages come again from the committed offset."""
         dropped = self.buffers.discard()
         if dropped:
-            logger.info("rebalance: %d buffered messages will be read again", dropped)
+            logger.info("event=rebalance_dropped_buffered messages=%d", dropped)
         self.generation = generation
         self.resume.clear()
         self.last_seen.clear()
@@ -299,7 +299,7 @@ def register(
         """Let writes of revoked partitions land before another worker lists S3 for them."""
         keys = {(tp.topic, tp.partition) for tp in revoked}
         if not await archiver.wait_written(keys, settings.kafka_session_timeout_s / 2):
-            logger.warning("revoked partitions still have temp writes in flight")
+            logger.warning("event=revoked_with_writes_in_flight")
 
     @app.timer(settings.compression_interval, name="archive-compaction")
     async def compaction() -> None:

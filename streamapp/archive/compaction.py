@@ -375,4 +375,13 @@ async def compact_owned_topics(app: faust.App, settings: Settings) -> None:
     if topics:
         for report in await compact(settings, topics):
             if report.hours_compacted or report.temp_deleted:
-                logger.info("compaction: %s", report.as_dict())
+                logger.info(
+                    "event=compaction topic=%s hours=%d rows=%d files=%d invalid=%d "
+                    "temp_deleted=%d",
+                    report.topic,
+                    len(report.hours_compacted),
+                    report.rows_written,
+                    report.files_written,
+                    report.invalid_messages,
+                    report.temp_deleted,
+                )

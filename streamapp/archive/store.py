@@ -118,7 +118,7 @@ class ArchiveStore:
                 metrics.S3_RETRIES.labels(operation).inc()
                 delay = backoff_delay(attempt, self.base_delay, self.max_delay, self._rng)
                 logger.warning(
-                    "S3 %s failed (attempt %d, %s: %s); retrying in %.2fs",
+                    "event=s3_retry operation=%s attempt=%d error=%s detail=%r retry_in_s=%.2f",
                     operation,
                     attempt + 1,
                     type(exc).__name__,

@@ -24,11 +24,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
 
+from streamapp.app import create_app
 from streamapp.dev.brokers import EmbeddedBroker
-from streamapp.runtime import consumer
-from streamapp.runtime.config import aiokafka_kwargs, faust_client_options
-from streamapp.runtime.quirks import quirks_for
-from streamapp.runtime.store import store_url
+from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
 
 PARTITIONS = 8
@@ -167,19 +165,9 @@ def counted(sample: str, **labels: str) -> float:
 
 
 def bench_app(settings: Settings, data_dir: Path, partitions: int) -> faust.App:
-    """An in-process Faust app configured like a worker (RocksDB tables, batched drain)."""
-    app = faust.App(
-        settings.kafka_group_id,
-        **faust_client_options(settings),
-        store=store_url(settings),
-        datadir=str(data_dir),
-        web_enabled=False,
-        topic_partitions=partitions,
-        consumer_auto_offset_reset="earliest",
-        autodiscover=False,
-    )
-    consumer.install(app, settings.kafka_fetch_max_wait_ms, quirks_for(settings))
-    return app
+    """An in-process app built as a worker's is (`create_app`), without its agents."""
+    update = {"data_dir": data_dir, "topic_partitions": partitions, "auto_offset_reset": "earliest"}
+    return create_app(settings.model_copy(update=update), agents=False)
 
 
 async def wait_until(

@@ -194,7 +194,7 @@ class FaustStateCollector(Collector):
                 try:
                     tables.add_metric([name], introspect.table_keys(table))
                 except Exception as exc:  # a scrape must never fail on one table
-                    logger.debug("table size of %s unavailable: %s", name, exc)
+                    logger.debug("event=table_size_unavailable table=%s error=%r", name, exc)
         yield lag
         yield highwaters
         yield assigned

@@ -71,7 +71,7 @@ class TunedConsumerThread(AIOKafkaConsumerThread):
             return await super()._highwaters(partitions)
         bounds = await fetch_bounds(consumer, partitions)
         highwaters = {tp: end for tp, (_, end) in bounds.items()}
-        logger.debug("fetch high watermarks: %s", highwaters)
+        logger.debug("event=fetch_high_watermarks highwaters=%s", highwaters)
         return highwaters
 
 
@@ -84,7 +84,7 @@ class EpochRebalanceListener(ConsumerRebalanceListener):
         epoch = app.consumer_generation_id + 1
         app.consumer_generation_id = epoch
         logger.debug(
-            "assignment epoch %d (broker generation %s)",
+            "event=assignment_epoch epoch=%d broker_generation=%s",
             epoch,
             thread._ensure_consumer()._coordinator.generation,
         )

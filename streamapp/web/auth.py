@@ -37,7 +37,7 @@ def key_refusal(provided: str | None, settings: Settings, what: str) -> str | No
 def log_refusal(endpoint: str, status: int, reason: str, remote: str | None) -> None:
     """Every refusal is logged, never with the key that was sent."""
     logger.warning(
-        "http request refused endpoint=%s status=%d remote=%s reason=%s",
+        "event=http_refused endpoint=%s status=%d remote=%s reason=%r",
         endpoint,
         status,
         remote,

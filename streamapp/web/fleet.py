@@ -206,7 +206,7 @@ async def follow_predictions(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.warning("fleet feed error, retrying in 5 s: %s", exc)
+            logger.warning("event=fleet_feed_error retry_in_s=5 error=%r", exc)
             await asyncio.sleep(5.0)
         finally:
             with contextlib.suppress(Exception):

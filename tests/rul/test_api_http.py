@@ -81,7 +81,7 @@ def test_mutating_endpoints_need_the_key_and_refusals_are_logged(api_worker) -> 
         assert call(worker, "/models/anything/activate", {}, key=key)[0] == 401
     assert worker.get(PREFIX + "/train/nosuchjob")[0] == 404
     log = worker.log_path.read_text(errors="replace")
-    assert log.count("http request refused endpoint=/api/v1/rul/train status=401") >= 2
+    assert log.count("event=http_refused endpoint=/api/v1/rul/train status=401") >= 2
     assert "endpoint=/api/v1/rul/models/anything/activate status=401" in log
     assert wrong not in log and API_KEY not in log
     assert call(worker, "/train", {"data": "/tmp", "epochs": 0})[0] == 400
