@@ -21,6 +21,7 @@ from streamapp.kafka.recovery import table_manager
 from streamapp.kafka.startup import wait_for_brokers
 from streamapp.native_heap import limit_malloc_arenas, trim_native_heap
 from streamapp.settings import Settings, get_settings
+from streamapp.web.errors import json_errors
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Only the documented endpoints (streamapp/web/openapi.json): Faust's /router and
+        # /table pages would serve table data and cluster topology to anyone.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_application_options={"middlewares": [json_errors]},
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         TableManager=table_manager(settings),
