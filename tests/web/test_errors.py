@@ -11,6 +11,7 @@ import logging
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
 
 from streamapp.web.errors import ERRORS, error_body, json_errors, storage_failure
 
@@ -73,8 +74,15 @@ async def _answers() -> list[tuple[int, dict, str | None]]:
 def test_the_router_s_errors_and_uncaught_exceptions_get_the_json_body(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    def answered(route: str, status: str) -> float:
+        labels = {"route": route, "status": status}
+        return REGISTRY.get_sample_value("streamapp_http_responses_total", labels) or 0.0
+
+    counted = [("/ok", "200"), ("unmatched", "404"), ("unmatched", "405"), ("/broken", "500")]
+    before = [answered(*labels) for labels in counted]
     with caplog.at_level(logging.WARNING, logger="streamapp.web.errors"):
         ok, missing, method, broken = asyncio.run(_answers())
+    assert [answered(*labels) - was for labels, was in zip(counted, before, strict=True)] == [1] * 4
     assert ok == (200, {"ok": True}, None)
     assert missing[:2] == (404, {"error": "not_found", "detail": "no such endpoint: /nowhere"})
     assert method[0] == 405 and method[1]["error"] == "method_not_allowed"
