@@ -10,6 +10,7 @@ content alone.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +69,9 @@ def api_worker(
     ) as started:  # fmt: skip
         yield started
 
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzzing's numbers, when tests/web/test_api_fuzz.py ran in this session."""
+    fuzz = sys.modules.get("tests.web.test_api_fuzz")
+    if fuzz is not None and fuzz.RUN.cases:
+        terminalreporter.write_line(fuzz.RUN.summary())
