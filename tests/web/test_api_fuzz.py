@@ -38,7 +38,15 @@ from schemathesis.checks import (
 
 from streamapp.archive.verify import verify
 from streamapp.rul.artifacts import load_active
-from tests.support.ops import post, produce_json, read_topic, scrape, settings_of, wait_for
+from tests.support.ops import (
+    counter_total,
+    post,
+    produce_json,
+    read_topic,
+    scrape,
+    settings_of,
+    wait_for,
+)
 from tests.web.conftest import API_KEY
 
 pytestmark = pytest.mark.integration
@@ -134,10 +142,17 @@ def fuzz_report(artifacts_dir: Path) -> Iterator[None]:
         (artifacts_dir / "api-fuzz.json").write_text(json.dumps(RUN.report(), indent=2) + "\n")
 
 
+@pytest.fixture(scope="module")
+def fuzzed(api_worker) -> tuple[Any, dict[str, str], float]:
+    """The worker before the first case: itself, its env and its rebalances so far."""
+    worker, env = api_worker
+    return worker, env, counter_total(scrape(worker), "streamapp_faust_rebalances")
+
+
 @SCHEMA.parametrize()
 @FUZZ
-def test_every_operation_answers_generated_input_as_documented(case, api_worker) -> None:
-    worker, _ = api_worker
+def test_every_operation_answers_generated_input_as_documented(case, fuzzed) -> None:
+    worker, _, _ = fuzzed
     response = case.call_and_validate(
         base_url=worker.base_url, headers={"X-Api-Key": API_KEY}, checks=CHECKS, timeout=TIMEOUT_S
     )
@@ -146,8 +161,8 @@ def test_every_operation_answers_generated_input_as_documented(case, api_worker)
 
 @VALID_ONLY.parametrize()
 @settings(FUZZ, max_examples=EXAMPLES_WITHOUT_KEY)
-def test_keyed_operations_refuse_a_missing_or_wrong_key(case, api_worker) -> None:
-    worker, _ = api_worker
+def test_keyed_operations_refuse_a_missing_or_wrong_key(case, fuzzed) -> None:
+    worker, _, _ = fuzzed
     for headers, kind in (({}, "no key"), ({"X-Api-Key": WRONG_KEY}, "wrong key")):
         response = case.call(base_url=worker.base_url, headers=headers, timeout=TIMEOUT_S)
         case.validate_response(
@@ -159,14 +174,15 @@ def test_keyed_operations_refuse_a_missing_or_wrong_key(case, api_worker) -> Non
         assert response.json()["error"] == "unauthorized"
 
 
-def test_after_the_fuzzing_the_worker_is_ready_and_its_streams_flow(api_worker) -> None:
-    """Same process, ready, nothing answered 5xx, and new records still go through:
-    telemetry posted over HTTP reaches the S3 archive with everything the fuzzing sent,
-    and a features record still becomes a prediction."""
-    worker, env = api_worker
+def test_after_the_fuzzing_the_worker_is_ready_and_its_streams_flow(fuzzed) -> None:
+    """Same process, ready all along (no rebalance since the first case), nothing answered
+    5xx, and records still go through: everything the fuzzing and this test sent to
+    `telemetry` reaches the S3 archive, and a features record becomes a prediction."""
+    worker, env, rebalances = fuzzed
     stack = settings_of(env)
     assert worker.alive()
     assert json.loads(worker.get("/health/ready")[1])["status"] == "ready"
+    assert counter_total(scrape(worker), "streamapp_faust_rebalances") == rebalances
     answered = scrape(worker)["streamapp_http_responses"].samples
     server_errors = [
         sample.labels
