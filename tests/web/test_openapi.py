@@ -33,7 +33,7 @@ from streamapp.settings import Settings
 from streamapp.web.errors import ERRORS
 from streamapp.web.rul_api import MAX_STEPS
 from streamapp.web.views import FLEET_LIMITS, openapi_document
-from tests.support.ops import wait_for
+from tests.support.ops import post, wait_for
 from tests.web.conftest import API_KEY, API_MAX_BODY
 
 OPENAPI = Path(__file__).resolve().parents[2] / "streamapp" / "web" / "openapi.json"
@@ -164,6 +164,12 @@ def test_real_requests_get_every_documented_answer_as_documented(
     shutil.copytree(models / version, tampered)
     (tampered / "metrics.json").write_text("{}")
     schema = schemathesis.openapi.from_path(OPENAPI, config=schemathesis.Config.from_dict({}))
+    nowhere = json.dumps({"data": str(tmp_path / "nowhere")}).encode()
+
+    def no_job_running() -> bool:  # the fuzzing may have started one (data "/" exists)
+        return post(f"{worker.base_url}/api/v1/rul/train", nowhere, KEY)[0] != 409
+
+    wait_for(no_job_running, 120, "no training job running on the worker")
     record = {"asset_id": "OAS-1", "ts": "2026-11-22T06:00:00Z", "signals": {"s2": 1.0}}
     big = b'{"pad": "' + b"x" * API_MAX_BODY + b'"}'
     requests: list[tuple[str, dict[str, Any], int]] = [
