@@ -15,11 +15,14 @@ def register_all(app: faust.App, settings: Settings) -> None:
     from streamapp.observability import faust_metrics
     from streamapp.rul import agent as rul_agent
     from streamapp.web import rul_api, views
+    from streamapp.web.base import ApiView
+    from streamapp.web.ratelimit import RateLimiter
 
     ingest_agent.register(app, settings)
     archive_agent.register(app, settings)
     features_agent.register(app, settings)
     live_model = rul_agent.register(app, settings)
-    views.register(app, settings)
-    rul_api.register(app, settings, live_model)
+    base = ApiView.bound(settings, RateLimiter.from_settings(settings))
+    views.register(app, settings, base)
+    rul_api.register(app, settings, live_model, base)
     faust_metrics.register(app, settings)

@@ -22,6 +22,7 @@ from streamapp.runtime.recovery import table_manager
 from streamapp.runtime.startup import wait_for_brokers
 from streamapp.runtime.store import store_url
 from streamapp.settings import Settings, get_settings
+from streamapp.web.errors import json_errors
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ def create_app(settings: Settings, agents: bool = True) -> faust.App:
         web_port=settings.web_port,
         web_enabled=agents,
         web_in_thread=False,
+        # Only the documented endpoints (streamapp/web/openapi.json): Faust's /router and
+        # /table pages would serve table data and cluster topology to anyone.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_application_options={"middlewares": [json_errors]},
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         TableManager=table_manager(settings),

@@ -150,6 +150,44 @@ class Settings(BaseSettings):
         None, description="Key required in X-Api-Key by mutating HTTP endpoints (secret)."
     )
     http_max_body_bytes: int = Field(4 * MiB, description="Largest accepted HTTP request body.")
+    http_rate_predict_per_s: float = Field(
+        10.0,
+        ge=0,
+        description="POST /api/v1/rul/predict requests a second one client may make on "
+        "average (token bucket refill; each runs the ensemble); 0 disables the limit.",
+    )
+    http_rate_predict_burst: int = Field(
+        20, ge=1, description="POST /api/v1/rul/predict requests one client may make at once."
+    )
+    http_rate_train_per_s: float = Field(
+        0.1,
+        ge=0,
+        description="POST /api/v1/rul/train requests a second one client may make on "
+        "average (each may start a training process); 0 disables the limit.",
+    )
+    http_rate_train_burst: int = Field(
+        3, ge=1, description="POST /api/v1/rul/train requests one client may make at once."
+    )
+    http_rate_telemetry_per_s: float = Field(
+        100.0,
+        ge=0,
+        description="POST /api/v1/telemetry requests a second one client may make on "
+        "average (every device sending with the key is one client); 0 disables the limit.",
+    )
+    http_rate_telemetry_burst: int = Field(
+        200, ge=1, description="POST /api/v1/telemetry requests one client may make at once."
+    )
+    http_rate_max_clients: int = Field(
+        10000,
+        ge=1,
+        description="Clients whose rate-limit buckets a worker keeps per endpoint (least "
+        "recently seen forgotten; a forgotten client starts again with a full bucket).",
+    )
+    http_trust_forwarded_for: bool = Field(
+        False,
+        description="Rate-limit callers without the key by the last X-Forwarded-For address "
+        "(set by a reverse proxy in front of the workers) instead of the peer address.",
+    )
     fleet_backlog_per_partition: int = Field(
         500, ge=0, description="Fleet page: predictions re-read per partition at worker start."
     )

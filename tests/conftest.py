@@ -139,10 +139,11 @@ def start_worker(tmp_path: Path, artifacts_dir: Path, request: pytest.FixtureReq
         name: str = "worker",
         extra_args: tuple[str, ...] = (),
         data_dir: Path | None = None,
+        wrapper: tuple[str, ...] = (),
     ) -> WorkerProcess:
         log = artifacts_dir / f"{request.node.name}-{name}.log"
         log.unlink(missing_ok=True)
-        worker = WorkerProcess(env, data_dir or tmp_path / name, log, extra_args)
+        worker = WorkerProcess(env, data_dir or tmp_path / name, log, extra_args, wrapper)
         workers.append(worker.start())
         return worker
 

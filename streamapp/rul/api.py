@@ -9,6 +9,7 @@ dashboard or an integration test gets what the agent would publish for that hist
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,9 @@ def parse_predict_request(body: Any, max_steps: int) -> PredictRequest | Invalid
     if not isinstance(body, dict):
         return Invalid("body must be a JSON object with a `sequence` array")
     asset_id = body.get("asset_id", DEFAULT_ASSET)
+    sensor_id = body.get("sensor_id")
+    if sensor_id is not None and not isinstance(sensor_id, str):
+        return Invalid("sensor_id must be a string")
     sequence = body.get("sequence")
     if not isinstance(sequence, list) or not sequence:
         return Invalid("sequence must be a non-empty array of feature steps, oldest first")
@@ -82,10 +86,12 @@ def parse_predict_request(body: Any, max_steps: int) -> PredictRequest | Invalid
         if not isinstance(step, dict):
             return Invalid(f"sequence[{index}] must be an object")
         full = isinstance(step.get("features"), dict)
+        if full and not isinstance(step.get("window"), dict | None):
+            return Invalid(f"sequence[{index}].window must be an object")
         record = feature_record(
             {
                 "asset_id": asset_id,
-                "sensor_id": body.get("sensor_id"),
+                "sensor_id": sensor_id,
                 "features": step["features"] if full else step,
                 "timestamp": step.get("timestamp", index) if full else index,
                 "window": step.get("window") if full else None,
@@ -111,10 +117,16 @@ def predict_sequence(ensemble: Ensemble, request: PredictRequest) -> dict[str, A
     if outcome != Outcome.APPLIED:
         return Invalid("the last step must end after every earlier one (as in the stream)")
     result = ensemble.predict(ensemble.window_from_rows(state.rows)[None])
+    row = result.row(0)
+    numbers = [row["rul_prediction"], row["uncertainty"], *row["model_scores"].values()]
+    if not all(math.isfinite(value) for value in numbers):
+        # Features far outside the training range overflow the float32 networks; a null
+        # RUL would read as a prediction.
+        return Invalid("the features are out of the model's range: its prediction is not finite")
     return json.loads(
         prediction_record(
             request.steps[-1],
-            result.row(0),
+            row,
             ensemble.version,
             len(state.rows),
             ensemble.window,

@@ -28,11 +28,35 @@ from streamapp.rul.serving import Ensemble, MemberInput
 MANIFEST = "manifest.json"
 ACTIVE = "ACTIVE"
 FORMAT = 1
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_VERSION_CHARS = 128
+VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class ArtifactError(RuntimeError):
     """A model version that must not be served (missing, altered or malformed files)."""
+
+
+class InvalidVersion(ArtifactError):
+    """A name that cannot be a version directory; refused before any filesystem call."""
+
+
+class UnknownVersion(ArtifactError):
+    """A well-formed name with no version directory behind it."""
+
+
+def check_version_name(version: str) -> None:
+    """Raise InvalidVersion unless `version` is a short, plain directory name.
+
+    Checked before the name reaches the filesystem: a path separator or `..` would
+    leave models/, and a name longer than the system takes fails with an OSError.
+    """
+    if len(version) > MAX_VERSION_CHARS:
+        raise InvalidVersion(f"invalid version name: longer than {MAX_VERSION_CHARS} characters")
+    if not VERSION_RE.fullmatch(version):
+        raise InvalidVersion(
+            f"invalid version name {version[:64]!r}: letters, digits, '.', '_' and '-' "
+            "only, starting with a letter or digit"
+        )
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -86,8 +110,7 @@ def save_ensemble(ens: Ensemble, models_dir: Path | str, version: str | None = N
         content = sha256_bytes(_json_bytes(digests))[:8]
         subset = str(ens.metrics.get("subset", "rul")).lower()
         version = f"{subset}-{datetime.now(UTC):%Y-%m-%d}-{content}"
-    if not _VERSION_RE.match(version):
-        raise ArtifactError(f"invalid version name {version!r}")
+    check_version_name(version)
     target = Path(models_dir) / version
     if target.exists():
         raise ArtifactError(f"version {version} already exists in {models_dir}")
@@ -185,12 +208,15 @@ def active_version(models_dir: Path | str) -> str | None:
 
 
 def activate(models_dir: Path | str, version: str) -> Ensemble:
-    """Verify `version` loads, then point models/ACTIVE at it (atomic rename)."""
-    if not _VERSION_RE.match(version):
-        raise ArtifactError(f"invalid version name {version!r}")
+    """Verify `version` loads, then point models/ACTIVE at it (atomic rename).
+
+    Raises InvalidVersion, UnknownVersion or ArtifactError for the version, and OSError
+    when models/ cannot be read or written (a read-only mount: EROFS).
+    """
+    check_version_name(version)
     root = Path(models_dir)
     if not (root / version).is_dir():
-        raise ArtifactError(f"no version {version} in {root} (have: {list_versions(root)})")
+        raise UnknownVersion(f"no version {version} in {root} (have: {list_versions(root)})")
     ens = load_ensemble(root / version)
     _atomic_write(root / ACTIVE, f"{version}\n".encode())
     return ens
@@ -201,8 +227,12 @@ def load_active(models_dir: Path | str) -> Ensemble:
     version = active_version(models_dir)
     if version is None:
         raise ArtifactError(f"no active model: {Path(models_dir) / ACTIVE} is missing or empty")
-    if not _VERSION_RE.match(version):
-        raise ArtifactError(f"{Path(models_dir) / ACTIVE} names an invalid version {version!r}")
+    try:
+        check_version_name(version)
+    except InvalidVersion:
+        raise ArtifactError(
+            f"{Path(models_dir) / ACTIVE} names an invalid version {version[:64]!r}"
+        ) from None
     return load_ensemble(Path(models_dir) / version)
 
 

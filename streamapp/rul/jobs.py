@@ -5,7 +5,9 @@ process group, so training never blocks or crashes the worker that started it, a
 output goes to a log file whose tail the status endpoint shows. Data under an S3 prefix
 is first copied to the job's directory (C-MAPSS files keep their names; `features`
 objects are concatenated into one JSON-lines file). One job runs at a time per worker:
-training takes every core it is given.
+training takes every core it is given. `TrainJobs.submit` refuses a job before it starts
+when its data is not there (one S3 listing or one stat) or models/ cannot be written, so
+the caller gets the reason at once instead of a job that fails later.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -22,6 +25,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from streamapp.ingest.validation import Invalid
 from streamapp.rul.artifacts import list_versions
@@ -35,6 +40,12 @@ FORMATS = ("cmapss", "features")
 KEPT_JOBS = 100
 TAIL_LINES = 40
 FEATURES_FILE = "features.jsonl"
+S3_CHECK_TIMEOUT_S = 15.0
+SUBSET_RE = re.compile(r"[A-Za-z0-9]{1,16}")
+# `models` as text: names separated by commas, spaces allowed around each (the
+# OpenAPI document's pattern is this one, anchored).
+_KIND = "|".join(MODEL_KINDS)
+MODELS_TEXT_RE = re.compile(rf" *({_KIND}) *(, *({_KIND}) *)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +89,13 @@ def parse_train_request(body: Any) -> TrainRequest | Invalid:
     if fmt not in FORMATS:
         return Invalid(f"format must be one of {', '.join(FORMATS)}")
     subset = body.get("subset", "FD001")
-    if not isinstance(subset, str) or not subset.isalnum():
+    if not isinstance(subset, str) or not SUBSET_RE.fullmatch(subset):
         return Invalid("subset must be a C-MAPSS subset name such as FD001")
     models = body.get("models", list(MODEL_KINDS))
     if isinstance(models, str):
-        models = [name.strip() for name in models.split(",") if name.strip()]
+        if not MODELS_TEXT_RE.fullmatch(models):
+            return Invalid(f"models must be a non-empty list of {', '.join(MODEL_KINDS)}")
+        models = [name.strip() for name in models.split(",")]
     if not isinstance(models, list) or not models or any(m not in MODEL_KINDS for m in models):
         return Invalid(f"models must be a non-empty list of {', '.join(MODEL_KINDS)}")
     epochs = _int_field(body, "epochs", 30, 1, 1000)
@@ -170,6 +183,64 @@ class JobBusy(RuntimeError):
     """A training job is already running in this worker."""
 
 
+class DataUnavailable(ValueError):
+    """The request names data that is not there: no such path, bucket or objects."""
+
+
+class StorageUnavailable(RuntimeError):
+    """S3 failed or refused the worker while a job's data was checked."""
+
+
+class ModelsNotWritable(RuntimeError):
+    """The models folder cannot take the versions a job would save (a read-only mount)."""
+
+
+def folder_writable(path: Path) -> bool:
+    """Whether `path`, or the nearest existing folder above it, can be written to.
+
+    `os.access` reports a read-only filesystem even to root, who passes every
+    permission check.
+    """
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return os.access(folder, os.W_OK)
+    return False
+
+
+def _local_path_exists(data: str) -> bool:
+    try:
+        return Path(data).exists()
+    except OSError as exc:  # File name too long (a NUL byte just does not exist)
+        raise DataUnavailable(f"data is not a usable path: {exc}") from None
+
+
+async def check_data(settings: Settings, request: TrainRequest) -> None:
+    """Raise DataUnavailable or StorageUnavailable unless the job's data is there."""
+    if not request.from_s3:
+        if not await asyncio.to_thread(_local_path_exists, request.data):
+            raise DataUnavailable(f"no such dataset path: {request.data[:200]}")
+        return
+    bucket, prefix = split_s3(request.data)
+    try:
+        found = await asyncio.wait_for(
+            prefix_has_objects(settings, bucket, prefix), S3_CHECK_TIMEOUT_S
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "unknown")
+        if code in ("NoSuchBucket", "InvalidBucketName"):
+            raise DataUnavailable(f"no bucket {bucket[:64]!r} in S3") from None
+        logger.error("event=train_data_check_failed bucket=%s s3_error=%s", bucket[:64], code)
+        raise StorageUnavailable(f"S3 refused to list s3://{bucket[:64]}: {code}") from None
+    except ParamValidationError as exc:
+        raise DataUnavailable(f"not a valid S3 location: {str(exc)[:200]}") from None
+    except (BotoCoreError, OSError, TimeoutError) as exc:
+        kind = type(exc).__name__
+        logger.error("event=train_data_check_failed bucket=%s s3_error=%s", bucket[:64], kind)
+        raise StorageUnavailable(f"S3 unreachable: {kind}") from None
+    if not found:
+        raise DataUnavailable(f"no objects under {request.data[:200]}")
+
+
 class TrainJobs:
     """The training jobs of one worker (kept in memory; logs stay in `jobs_dir`)."""
 
@@ -182,10 +253,26 @@ class TrainJobs:
     def get(self, job_id: str) -> TrainJob | None:
         return self.jobs.get(job_id)
 
-    def start(self, request: TrainRequest) -> TrainJob:
-        """Create and launch a job; JobBusy while another one runs."""
+    def _check_idle(self) -> None:
         if any(not job.done for job in self.jobs.values()):
             raise JobBusy("a training job is already running; poll it and retry")
+
+    async def submit(self, request: TrainRequest) -> TrainJob:
+        """Check the models folder and the data, then start the job.
+
+        Raises JobBusy, ModelsNotWritable, DataUnavailable, StorageUnavailable, or
+        OSError when the job's directory cannot be created.
+        """
+        self._check_idle()
+        models_dir = self.settings.models_dir
+        if not await asyncio.to_thread(folder_writable, models_dir):
+            raise ModelsNotWritable(f"{models_dir} is not writable: a job could not save models")
+        await check_data(self.settings, request)
+        return self.start(request)
+
+    def start(self, request: TrainRequest) -> TrainJob:
+        """Create and launch a job; JobBusy while another one runs."""
+        self._check_idle()
         job_id = uuid.uuid4().hex[:16]
         job = TrainJob(job_id, request, self.jobs_dir / job_id)
         job.directory.mkdir(parents=True)
@@ -254,6 +341,15 @@ class TrainJobs:
         tasks = list(self._tasks.values())
         if tasks:
             await asyncio.wait(tasks, timeout=10)
+
+
+async def prefix_has_objects(settings: Settings, bucket: str, prefix: str) -> bool:
+    """Whether any object is under `prefix` (one listing call; raises botocore errors)."""
+    from streamapp import s3
+
+    async with s3.client(settings) as client:
+        page = await client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    return bool(page.get("Contents"))
 
 
 async def download_prefix(

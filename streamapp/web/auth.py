@@ -1,20 +1,20 @@
 """The API key of mutating HTTP endpoints (telemetry ingestion, RUL training and activation).
 
 One check for every endpoint: the key from the `X-Api-Key` header against setting
-`API_KEY`, compared in constant time; no configured key refuses everything. Refusals
-are logged with the endpoint, status, client address and reason, never with the key.
+`API_KEY`, compared in constant time; no configured key refuses everything. The same
+comparison tells the rate limits who is calling: the key's holder, or else the peer
+address. Neither the key nor its digest is ever logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import logging
 
 from streamapp.settings import Settings
 
-logger = logging.getLogger(__name__)
-
 API_KEY_HEADER = "X-Api-Key"
+FORWARDED_FOR_HEADER = "X-Forwarded-For"
 
 
 def key_is_valid(provided: str | None, expected: str | None) -> bool:
@@ -34,12 +34,21 @@ def key_refusal(provided: str | None, settings: Settings, what: str) -> str | No
     return None
 
 
-def log_refusal(endpoint: str, status: int, reason: str, remote: str | None) -> None:
-    """Every refusal is logged, never with the key that was sent."""
-    logger.warning(
-        "event=http_refused endpoint=%s status=%d remote=%s reason=%r",
-        endpoint,
-        status,
-        remote,
-        reason,
-    )
+def client_identity(
+    provided: str | None, peer: str | None, forwarded_for: str | None, settings: Settings
+) -> str:
+    """Whom a rate limit counts: the key's holder when the key is right, else an address.
+
+    A wrong key counts as no key, so sending made-up keys cannot buy fresh buckets. The
+    address is the peer's, or with `HTTP_TRUST_FORWARDED_FOR` the last X-Forwarded-For
+    entry: the one the reverse proxy in front of the worker appended (earlier entries
+    are whatever the client wrote).
+    """
+    expected = settings.api_key.get_secret_value() if settings.api_key else None
+    if expected and key_is_valid(provided, expected):
+        return "key:" + hashlib.sha256(expected.encode()).hexdigest()[:16]
+    if settings.http_trust_forwarded_for and forwarded_for:
+        last = forwarded_for.rsplit(",", 1)[-1].strip()
+        if last:
+            return f"addr:{last}"
+    return f"addr:{peer or 'unknown'}"

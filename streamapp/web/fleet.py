@@ -51,6 +51,18 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _scores(value: Any) -> dict[str, float]:
+    """A record's per-member predictions, those that are finite numbers."""
+    if not isinstance(value, dict):
+        return {}
+    numbers = {name: _number(score) for name, score in value.items()}
+    return {name: score for name, score in numbers.items() if score is not None}
+
+
 class FleetView:
     """Latest predictions of every asset, bounded in assets and in points per asset."""
 
@@ -111,7 +123,11 @@ class FleetView:
         )
 
     def snapshot(self, limit: int = 200, threshold: float = 30.0) -> dict[str, Any]:
-        """The page's data: assets by ascending predicted RUL (most urgent first)."""
+        """The page's data: assets by ascending predicted RUL (most urgent first).
+
+        Records come from any producer of the topic, so every field but the checked
+        `rul` is typed here: a value of another type shows as null (or no score).
+        """
         ordered = sorted(
             self._assets.items(), key=lambda item: (item[1].latest["rul_prediction"], item[0])
         )
@@ -122,12 +138,12 @@ class FleetView:
                 {
                     "asset_id": asset_id,
                     "rul": latest["rul_prediction"],
-                    "lower": latest.get("confidence_interval_lower"),
-                    "upper": latest.get("confidence_interval_upper"),
-                    "confidence_level": latest.get("confidence_level"),
-                    "timestamp": latest.get("timestamp"),
-                    "model_version": latest.get("model_version"),
-                    "model_scores": latest.get("model_scores") or {},
+                    "lower": _number(latest.get("confidence_interval_lower")),
+                    "upper": _number(latest.get("confidence_interval_upper")),
+                    "confidence_level": _number(latest.get("confidence_level")),
+                    "timestamp": _text(latest.get("timestamp")) or _number(latest.get("timestamp")),
+                    "model_version": _text(latest.get("model_version")),
+                    "model_scores": _scores(latest.get("model_scores")),
                     "history": [
                         {"t": ts, "rul": rul, "lower": lower, "upper": upper}
                         for ts, rul, lower, upper, _ in state.history

@@ -9,18 +9,28 @@ asset_id and acknowledged by the broker before the 202 is sent.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamapp.ingest.validation import Invalid, Telemetry, decode_json, validate_record
+from streamapp.web.errors import ERRORS, error_body
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """An HTTP error answer: status and JSON body."""
+    """A refused batch: error code, reason and the per-record details of the answer."""
 
-    status: int
-    body: dict[str, Any]
+    error: str
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return ERRORS[self.error]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return error_body(self.error, self.detail, **self.extra)
 
 
 def parse_batch(
@@ -29,10 +39,10 @@ def parse_batch(
     """One record or a JSON array of records, validated by the shared validator."""
     decoded = decode_json(body, max_body_bytes)
     if isinstance(decoded, Invalid):
-        return Refusal(400, {"error": decoded.reason})
+        return Refusal("invalid_request", decoded.reason)
     items = decoded if isinstance(decoded, list) else [decoded]
     if not items:
-        return Refusal(400, {"error": "empty array: send at least one record"})
+        return Refusal("invalid_request", "empty array: send at least one record")
     records: list[Telemetry] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -45,27 +55,11 @@ def parse_batch(
             records.append(result)
     if errors:
         return Refusal(
-            400,
-            {
-                "error": f"{len(errors)} of {len(items)} records invalid; none accepted",
-                "received": len(items),
-                "invalid": len(errors),
-                "errors": errors,
-            },
+            "invalid_records",
+            f"{len(errors)} of {len(items)} records invalid; none accepted",
+            {"received": len(items), "invalid": len(errors), "errors": errors},
         )
     return records
-
-
-async def read_limited(stream: Any, limit: int) -> bytes | None:
-    """The request body, or None as soon as it exceeds `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream.iter_any():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def produce_records(topic: Any, records: list[Telemetry]) -> None:

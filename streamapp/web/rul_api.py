@@ -5,6 +5,10 @@ POST /api/v1/rul/models/{version}/activate   verify and activate a version (X-Ap
 POST /api/v1/rul/predict                     a feature sequence -> a rul-predictions record
 POST /api/v1/rul/train                       start `streamapp train` in a subprocess (X-Api-Key)
 GET  /api/v1/rul/train/{job_id}              job status, exit code and log tail
+
+Filesystem and S3 failures are answered, never raised: a read-only models folder is a
+409 `not_writable`, S3 failing while a job's data is checked a 503 `storage_unavailable`,
+each with its reason.
 """
 
 from __future__ import annotations
@@ -12,22 +16,35 @@ from __future__ import annotations
 import asyncio
 
 import faust
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
-from streamapp.ingest.validation import Invalid, decode_json
+from streamapp.ingest.validation import Invalid
 from streamapp.rul.api import models_summary, parse_predict_request, predict_sequence
-from streamapp.rul.artifacts import ArtifactError, activate
-from streamapp.rul.jobs import JobBusy, TrainJobs, parse_train_request
+from streamapp.rul.artifacts import (
+    ArtifactError,
+    InvalidVersion,
+    UnknownVersion,
+    activate,
+)
+from streamapp.rul.jobs import (
+    DataUnavailable,
+    JobBusy,
+    ModelsNotWritable,
+    StorageUnavailable,
+    TrainJobs,
+    parse_train_request,
+)
 from streamapp.rul.live_model import LiveModel
 from streamapp.settings import Settings
-from streamapp.web.auth import API_KEY_HEADER, key_refusal, log_refusal
-from streamapp.web.ingest_http import read_limited
+from streamapp.web.base import ApiError, ApiView
+from streamapp.web.errors import storage_failure
+from streamapp.web.ratelimit import PREDICT, TRAIN
 
 PREFIX = "/api/v1/rul"
 MAX_STEPS = 10_000
 
 
-def register(app: faust.App, settings: Settings, live: LiveModel) -> TrainJobs:
+def register(app: faust.App, settings: Settings, live: LiveModel, base: type[ApiView]) -> TrainJobs:
     """Attach the RUL endpoints to `app`; returns the worker's training jobs."""
     jobs = TrainJobs(settings)
 
@@ -35,101 +52,94 @@ def register(app: faust.App, settings: Settings, live: LiveModel) -> TrainJobs:
     async def _stop_training_jobs(app: faust.App, **kwargs: object) -> None:
         await jobs.stop()
 
-    class RulView(View):
-        """Shared refusal and body handling of the RUL endpoints."""
-
-        def refuse(self, request: Request, status: int, reason: str) -> Response:
-            log_refusal(request.path, status, reason, request.remote)
-            return self.json({"error": reason}, status=status)
-
-        def key_refused(self, request: Request, what: str) -> Response | None:
-            reason = key_refusal(request.headers.get(API_KEY_HEADER), settings, what)
-            return None if reason is None else self.refuse(request, 401, reason)
-
-        async def json_body(self, request: Request) -> object | Response:
-            limit = settings.http_max_body_bytes
-            if request.content_length is not None and request.content_length > limit:
-                return self.refuse(request, 413, f"body larger than {limit} bytes")
-            body = await read_limited(request.content, limit)
-            if body is None:
-                return self.refuse(request, 413, f"body larger than {limit} bytes")
-            decoded = decode_json(body, limit)
-            if isinstance(decoded, Invalid):
-                return self.refuse(request, 400, decoded.reason)
-            return decoded
-
     @app.page(f"{PREFIX}/models")
-    class Models(RulView):
+    class Models(base):
         """Versions, the active one (models/ACTIVE) and the one this worker serves."""
 
         async def get(self, request: Request) -> Response:
-            summary = await asyncio.to_thread(models_summary, settings.models_dir, live.ensemble)
+            try:
+                summary = await asyncio.to_thread(
+                    models_summary, settings.models_dir, live.ensemble
+                )
+            except OSError as exc:
+                doing = "read the models folder"
+                raise ApiError(*storage_failure(exc, doing, request.path)) from None
             return self.json(summary)
 
     @app.page(f"{PREFIX}/models/{{version}}/activate")
-    class Activate(RulView):
+    class Activate(base):
         """Checksums verified, then ACTIVE points at the version; every worker follows."""
 
         async def post(self, request: Request, version: str) -> Response:
-            if (refused := self.key_refused(request, "model activation")) is not None:
-                return refused
+            self.check_key(request, "model activation")
             try:
                 await asyncio.to_thread(activate, settings.models_dir, version)
+            except InvalidVersion as exc:
+                raise ApiError("invalid_version", str(exc)) from None
+            except UnknownVersion as exc:
+                raise ApiError("unknown_version", str(exc)) from None
             except ArtifactError as exc:
-                return self.refuse(request, 400, str(exc))
+                raise ApiError("invalid_artifact", str(exc)) from None
+            except OSError as exc:
+                doing = f"activate {version} (write {settings.models_dir}/ACTIVE)"
+                raise ApiError(*storage_failure(exc, doing, request.path)) from None
             await live.refresh()
             serving = live.ensemble.version if live.ensemble else None
             return self.json({"active": version, "serving": serving})
 
     @app.page(f"{PREFIX}/predict")
-    class Predict(RulView):
+    class Predict(base):
         """The serving model on a posted sequence, exactly as the stream would predict."""
 
         async def post(self, request: Request) -> Response:
-            body = await self.json_body(request)
-            if isinstance(body, Response):
-                return body
-            parsed = parse_predict_request(body, MAX_STEPS)
+            self.check_rate(request, PREDICT)
+            parsed = parse_predict_request(await self.json_body(request), MAX_STEPS)
             if isinstance(parsed, Invalid):
-                return self.refuse(request, 400, parsed.reason)
+                raise ApiError("invalid_request", parsed.reason)
             ensemble = live.ensemble
             if ensemble is None:
-                return self.refuse(request, 503, "no model is loaded: activate a version first")
+                raise ApiError("no_model", "no model is loaded: activate a version first")
             result = await asyncio.to_thread(predict_sequence, ensemble, parsed)
             if isinstance(result, Invalid):
-                return self.refuse(request, 400, result.reason)
+                raise ApiError("invalid_request", result.reason)
             return self.json(result)
 
     @app.page(f"{PREFIX}/train")
-    class Train(RulView):
+    class Train(base):
         """Start a training job: 202 with its id, 409 while another job runs."""
 
         async def post(self, request: Request) -> Response:
-            if (refused := self.key_refused(request, "training")) is not None:
-                return refused
-            body = await self.json_body(request)
-            if isinstance(body, Response):
-                return body
-            parsed = parse_train_request(body)
+            self.check_rate(request, TRAIN)
+            self.check_key(request, "training")
+            parsed = parse_train_request(await self.json_body(request))
             if isinstance(parsed, Invalid):
-                return self.refuse(request, 400, parsed.reason)
+                raise ApiError("invalid_request", parsed.reason)
             try:
-                job = jobs.start(parsed)
+                job = await jobs.submit(parsed)
             except JobBusy as exc:
-                return self.refuse(request, 409, str(exc))
+                raise ApiError("job_running", str(exc)) from None
+            except ModelsNotWritable as exc:
+                raise ApiError("not_writable", str(exc)) from None
+            except DataUnavailable as exc:
+                raise ApiError("invalid_dataset", str(exc)) from None
+            except StorageUnavailable as exc:
+                raise ApiError("storage_unavailable", str(exc)) from None
+            except OSError as exc:
+                doing = "create the job's directory"
+                raise ApiError(*storage_failure(exc, doing, request.path)) from None
             return self.json(
                 {"job_id": job.id, "status": job.status, "status_url": f"{PREFIX}/train/{job.id}"},
                 status=202,
             )
 
     @app.page(f"{PREFIX}/train/{{job_id}}")
-    class TrainStatus(RulView):
+    class TrainStatus(base):
         """Status, exit code, new model versions and the tail of the job's log."""
 
         async def get(self, request: Request, job_id: str) -> Response:
             job = jobs.get(job_id)
             if job is None:
-                return self.refuse(request, 404, f"no training job {job_id[:64]!r} in this worker")
+                raise ApiError("not_found", f"no training job {job_id[:64]!r} in this worker")
             return self.json(job.to_json())
 
     return jobs

@@ -73,6 +73,8 @@ def test_contract_records_use_their_window_ends_and_skip_re_sent_windows(ensembl
         ({"sequence": [{"a": "x"}]}, "not a number"),
         ({"sequence": [{"a": 1.0}] * 11}, "longer than 10"),
         ({"asset_id": "", "sequence": [{"a": 1.0}]}, "asset_id"),
+        ({"sensor_id": 7, "sequence": [{"a": 1.0}]}, "sensor_id must be a string"),
+        ({"sequence": [{"features": {"a": 1.0}, "window": 5}]}, "sequence[0].window"),
     ],
 )
 def test_bad_predict_requests_are_refused_with_a_reason(body: object, reason: str) -> None:
@@ -90,6 +92,12 @@ def test_missing_features_and_out_of_order_steps_are_refused(ensemble) -> None:
     ]
     result = predict_sequence(ensemble, parse_predict_request({"sequence": steps}, 10))
     assert isinstance(result, Invalid) and "last step" in result.reason
+
+
+def test_features_out_of_the_model_s_range_are_refused_not_predicted_as_null(ensemble) -> None:
+    steps = [dict.fromkeys(ensemble.feature_names, 1e300)]
+    result = predict_sequence(ensemble, parse_predict_request({"sequence": steps}, 10))
+    assert isinstance(result, Invalid) and "out of the model's range" in result.reason
 
 
 def test_models_summary_names_active_and_serving_versions(ensemble, tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def test_models_and_predict_match_offline_serving(api_worker) -> None:
 
     partial = [{k: v for k, v in step.items() if k != ensemble.feature_names[0]} for step in steps]
     status, body = call(worker, "/predict", {"sequence": partial})
-    assert status == 400 and "missing features" in body["error"]
+    assert status == 400 and "missing features" in body["detail"]
 
 
 def test_mutating_endpoints_need_the_key_and_refusals_are_logged(api_worker) -> None:

@@ -6,6 +6,8 @@ import pytest
 
 from streamapp.rul.artifacts import (
     ArtifactError,
+    InvalidVersion,
+    UnknownVersion,
     activate,
     active_version,
     list_versions,
@@ -125,3 +127,15 @@ def test_versions_and_activation(trained: tuple[Ensemble, Path], tmp_path: Path)
         activate(root, "../a1")
     with pytest.raises(ArtifactError, match="already exists"):
         save_ensemble(ens, root, version="a1")
+
+
+def test_version_names_are_checked_before_the_filesystem(tmp_path: Path) -> None:
+    """A 5,000-character name once reached open() and failed with ENAMETOOLONG."""
+    missing = tmp_path / "no-such-models-folder"
+    for name in ("v" * 5000, "../a1", "a1\n", ".hidden", "a/b", "", "a\x00b"):
+        with pytest.raises(InvalidVersion, match="invalid version name"):
+            activate(missing, name)
+    with pytest.raises(InvalidVersion, match="longer than 128 characters"):
+        activate(missing, "v" * 129)
+    with pytest.raises(UnknownVersion, match="no version " + "v" * 128):
+        activate(missing, "v" * 128)

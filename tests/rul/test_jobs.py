@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from streamapp.dev.stack import DEV_REGION, DEV_S3_KEY, DEV_S3_SECRET, free_port
 from streamapp.ingest.validation import Invalid
 from streamapp.rul.artifacts import active_version, list_versions
 from streamapp.rul.jobs import (
+    DataUnavailable,
     JobBusy,
+    StorageUnavailable,
     TrainJobs,
     TrainRequest,
+    check_data,
+    folder_writable,
     log_tail,
     parse_train_request,
     split_s3,
@@ -36,7 +41,7 @@ def test_a_minimal_request_keeps_the_train_defaults() -> None:
 def test_every_field_is_checked() -> None:
     full = parse_train_request(
         {"data": "s3://bucket/datasets/fd001", "format": "features", "subset": "fd002",
-         "models": "gru,tcn", "epochs": 3, "window": 10, "seed": 7, "activate": True}
+         "models": " gru , tcn", "epochs": 3, "window": 10, "seed": 7, "activate": True}
     )  # fmt: skip
     assert full == TrainRequest(
         "s3://bucket/datasets/fd001", "features", "FD002", ("gru", "tcn"), 3, 10, 7, True
@@ -53,6 +58,9 @@ def test_every_field_is_checked() -> None:
         '{"data": "d", "window": "30"}': "window must be",
         '{"data": "d", "activate": "yes"}': "activate must be",
         '{"data": "d", "subset": "../x"}': "subset must be",
+        '{"data": "d", "subset": "FD\u00e901"}': "subset must be",
+        '{"data": "d", "models": "gru,,tcn"}': "models must be",
+        '{"data": "d", "models": "gru\\u001c"}': "models must be",
         '{"data": "d", "command": "rm"}': "unknown fields: command",
     }
     for body, reason in refused.items():
@@ -113,3 +121,45 @@ def test_a_tiny_job_trains_a_new_version_and_a_second_job_waits(tmp_path: Path) 
     assert active_version(settings.models_dir) is None
     assert missing.to_json()["status"] == "failed"
     assert "no such dataset path" in missing.to_json()["log_tail"]
+
+
+def test_a_job_s_local_data_must_exist_before_it_starts(tmp_path: Path) -> None:
+    settings = Settings(models_dir=tmp_path / "models", data_dir=tmp_path / "state")
+    asyncio.run(check_data(settings, TrainRequest(str(tmp_path))))
+    for data, reason in (
+        (str(tmp_path / "nowhere"), "no such dataset path"),
+        ("a\x00b", "no such dataset path"),  # a NUL byte
+        ("x" * 5000, "not a usable path"),  # File name too long
+    ):
+        with pytest.raises(DataUnavailable, match=reason):
+            asyncio.run(check_data(settings, TrainRequest(data)))
+    assert folder_writable(tmp_path / "models" / "not" / "yet")  # created by the job
+
+
+@pytest.mark.integration
+def test_a_job_s_s3_data_is_listed_before_it_starts(s3_server: str, tmp_path: Path) -> None:
+    from streamapp import s3
+
+    settings = Settings(
+        s3_endpoint=s3_server, s3_key=DEV_S3_KEY, s3_secret=DEV_S3_SECRET, s3_region=DEV_REGION,
+        s3_bucket=f"jobs-{tmp_path.name[-8:].lower().replace('_', '-')}",
+    )  # fmt: skip
+    bucket = settings.s3_bucket
+
+    async def scenario() -> None:
+        await s3.ensure_bucket(settings)
+        async with s3.client(settings) as client:
+            await client.put_object(Bucket=bucket, Key="datasets/a/train_FD001.txt", Body=b"1")
+        await check_data(settings, TrainRequest(f"s3://{bucket}/datasets/a"))
+        for data, reason in (
+            (f"s3://{bucket}/datasets/none", "no objects under"),
+            ("s3://no-such-bucket-5e1f/x", "no bucket"),
+            ("s3://Bad_Bucket!/x", "not a valid S3 location"),
+        ):
+            with pytest.raises(DataUnavailable, match=reason):
+                await check_data(settings, TrainRequest(data))
+        unreachable = settings.model_copy(update={"s3_endpoint": f"http://127.0.0.1:{free_port()}"})
+        with pytest.raises(StorageUnavailable, match="S3 unreachable"):
+            await check_data(unreachable, TrainRequest(f"s3://{bucket}/datasets/a"))
+
+    asyncio.run(scenario())

@@ -19,12 +19,19 @@ class WorkerProcess:
     """A `streamapp worker` subprocess with its own web port and state directory."""
 
     def __init__(
-        self, env: dict[str, str], data_dir: Path, log_path: Path, extra_args: tuple[str, ...] = ()
+        self,
+        env: dict[str, str],
+        data_dir: Path,
+        log_path: Path,
+        extra_args: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (),
     ) -> None:
+        """`wrapper` is a command the worker's command line is appended to (it must exec it)."""
         self.env = env
         self.data_dir = data_dir
         self.log_path = log_path
         self.extra_args = extra_args
+        self.wrapper = wrapper
         self.web_port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -42,7 +49,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamapp", "worker", *self.extra_args],
+                [*self.wrapper, sys.executable, "-m", "streamapp", "worker", *self.extra_args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -54,3 +54,21 @@ def test_predictions_per_minute_forgets_old_arrivals() -> None:
     fleet.record_prediction(prediction("A", 1.0, "2026-01-01T00:00:01Z"), now=150.0)
     assert fleet.predictions_per_minute(now=155.0) == 2
     assert fleet.predictions_per_minute(now=170.0) == 1
+
+
+def test_the_snapshot_types_every_field_whatever_a_producer_wrote() -> None:
+    """The predictions topic is open to any producer; the API answers what it documents."""
+    fleet = FleetView()
+    odd = {
+        **prediction("ODD", 10.0, "2026-01-01T00:00:00Z"),
+        "confidence_interval_lower": "low",
+        "confidence_interval_upper": None,
+        "confidence_level": [0.9],
+        "model_version": 3,
+        "model_scores": {"lstm": 1.0, "gru": "x", "tcn": True},
+    }
+    assert fleet.record_prediction(odd)
+    (asset,) = fleet.snapshot()["assets"]
+    assert (asset["lower"], asset["upper"], asset["confidence_level"]) == (None, None, None)
+    assert asset["model_version"] is None and asset["model_scores"] == {"lstm": 1.0}
+    assert asset["timestamp"] == "2026-01-01T00:00:00Z"

@@ -51,7 +51,7 @@ def test_a_batch_with_invalid_records_is_refused_whole_with_reasons(web_worker) 
         {"asset_id": "BAD-X", "ts": "yesterday", "signals": {"a": 1}},
     ]
     status, body = send(worker, json.dumps(batch).encode())
-    assert status == 400
+    assert (status, body["error"]) == (400, "invalid_records")
     assert body["received"] == 3 and body["invalid"] == 2
     assert [error["index"] for error in body["errors"]] == [1, 2]
     assert "asset_id" in body["errors"][0]["reason"]
@@ -60,7 +60,7 @@ def test_a_batch_with_invalid_records_is_refused_whole_with_reasons(web_worker) 
     for payload in (b"{not json", b"[]", b'"just a string"', b"\xff\xfe"):
         status, body = send(worker, payload)
         assert status == 400, payload
-        assert body["error"]
+        assert body["error"] in ("invalid_request", "invalid_records") and body["detail"]
 
     keys = {r.key for r in read_topic(env, env["TOPIC_TELEMETRY"])}
     assert b"BAD-OK" not in keys
@@ -90,6 +90,6 @@ def test_bodies_over_the_limit_are_413(web_worker) -> None:
     payload = json.dumps(big).encode()
     assert len(payload) > MAX_BODY
     status, body = send(worker, payload)
-    assert status == 413
-    assert str(MAX_BODY) in body["error"]
+    assert (status, body["error"]) == (413, "payload_too_large")
+    assert str(MAX_BODY) in body["detail"]
     assert "status=413" in worker.log_path.read_text(errors="replace")
