@@ -1,6 +1,6 @@
 """The fallback broker: Tansu, a Kafka-protocol broker with memory storage.
 
-For machines without Java. Its known defects (README, "Brokers") are what
+For machines without Java. Its known defects (docs/design.md, "Brokers") are what
 `streamapp.runtime.quirks` works around; a restart loses every record.
 """
 

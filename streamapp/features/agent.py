@@ -13,7 +13,7 @@ partition's clock, then deletes the assets that expired, and only then acks the 
 messages, so Faust never commits an offset whose effect is not in the changelog.
 The state carries the offsets it has applied, so a redelivered record is skipped; the
 partition clock carries them too, for the assets deleted since. A batch that straddles
-a rebalance writes no further state and acks nothing (it comes again). See the README,
+a rebalance writes no further state and acks nothing (it comes again). See docs/design.md,
 "Exactly-once state on an at-least-once broker" and "Silent assets expire".
 """
 

@@ -72,7 +72,8 @@ class EnsemblePrediction:
 class MemberInput:
     """What one member reads: the last `window` rows of the ensemble's window, normalised
     by `scaler`. Members may differ: the CNN, whose head sees every position, reads a
-    longer, z-scored history than the recurrent and TCN members (README, "Model quality")."""
+    longer, z-scored history than the recurrent and TCN members (docs/models.md, "How the
+    recipe was chosen")."""
 
     window: int
     scaler: Scaler

@@ -96,9 +96,9 @@ class TrainConfig:
 
 
 # Members whose input differs from the run's `window` and `scaling`. Chosen on 5-fold
-# out-of-fold RMSE over the 100 FD001 training engines (README, "Model quality"): min-max
-# helps the LSTM, GRU and TCN, while the CNN, whose flattened head sees where in the
-# window a trend starts, does best on twice the window (60 rows), z-scored.
+# out-of-fold RMSE over the 100 FD001 training engines (docs/models.md, "How the recipe
+# was chosen"): min-max helps the LSTM, GRU and TCN, while the CNN, whose flattened head
+# sees where in the window a trend starts, does best on twice the window (60 rows), z-scored.
 MEMBER_INPUTS: dict[str, dict[str, Any]] = {"cnn": {"window_factor": 2, "scaling": "zscore"}}
 
 View = tuple[int, str]  # (window, scaling): the input a member reads
