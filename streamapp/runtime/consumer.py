@@ -23,16 +23,15 @@ import logging
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import faust
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ConsumerRebalanceListener
-from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.types import TP
+from faust.types import TP, AppT
 
-from streamapp.runtime.drain import BatchedDrainMixin
+from streamapp.runtime.drain import BatchedDrainConsumer
 from streamapp.runtime.offsets import fetch_bounds
 from streamapp.runtime.quirks import BrokerQuirks
 
@@ -48,16 +47,21 @@ class ConsumerOptions:
     local_assignment_epochs: bool = False
 
 
-_OPTIONS: weakref.WeakKeyDictionary[faust.App, ConsumerOptions] = weakref.WeakKeyDictionary()
+_OPTIONS: weakref.WeakKeyDictionary[AppT, ConsumerOptions] = weakref.WeakKeyDictionary()
 
 
-def consumer_options(app: faust.App) -> ConsumerOptions:
+def consumer_options(app: AppT) -> ConsumerOptions:
     return _OPTIONS.get(app, ConsumerOptions())
 
 
 class TunedConsumerThread(AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread with a fetch wait and, on Tansu, fetch-based
-    high watermarks."""
+    high watermarks and assignment epochs."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if consumer_options(self.app).local_assignment_epochs:
+            self._rebalance_listener = EpochRebalanceListener(self)
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
@@ -91,18 +95,12 @@ class EpochRebalanceListener(ConsumerRebalanceListener):
         await thread.on_partitions_assigned(ensure_TPset(assigned), epoch)
 
 
-class StreamConsumer(BatchedDrainMixin, AIOKafkaConsumer):
+class StreamConsumer(BatchedDrainConsumer):
     """Faust's aiokafka consumer with the batched drain, the tuned thread and, on Tansu,
     assignment epochs."""
 
     def _new_consumer_thread(self) -> TunedConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    @property  # type: ignore[override]
-    def RebalanceListener(self) -> type[ConsumerRebalanceListener]:  # Faust's name
-        if consumer_options(self.app).local_assignment_epochs:
-            return EpochRebalanceListener
-        return ConsumerRebalanceListener
 
 
 def install(app: faust.App, fetch_max_wait_ms: int, quirks: BrokerQuirks) -> None:
@@ -113,4 +111,4 @@ def install(app: faust.App, fetch_max_wait_ms: int, quirks: BrokerQuirks) -> Non
         fetch_high_watermarks=quirks.fetch_high_watermarks,
         local_assignment_epochs=quirks.local_assignment_epochs,
     )
-    app.transport.Consumer = StreamConsumer
+    cast(Any, app.transport).Consumer = StreamConsumer

@@ -45,11 +45,12 @@ import asyncio
 import weakref
 from collections.abc import Iterable, Iterator
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.types import Message
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types import AppT, Message
 from faust.types.tuples import ack_lock
 
 from streamapp.runtime.metrics import EVENTS, MESSAGES_RECEIVED
@@ -71,12 +72,12 @@ class BatchRoute:
         self.queue: asyncio.Queue[list[Message]] = asyncio.Queue(depth)
 
 
-class BatchedDrainMixin:
-    """Overrides `_drain_messages` of a Faust consumer class (see module docstring)."""
+class BatchedDrainConsumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer with the batched drain (see module docstring)."""
 
     seeks: int = 0  # seeks to the committed offsets so far: a fetch's fence
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # First offset of each partition that had nothing committed at the last seek.
         self.first_offsets: dict[Any, int] = {}
@@ -84,10 +85,10 @@ class BatchedDrainMixin:
         self.jumps_checked: dict[Any, int] = {}
 
     @property
-    def routes(self: Any) -> dict[str, tuple[BatchRoute, ...]]:
+    def routes(self) -> dict[str, tuple[BatchRoute, ...]]:
         return routes_of(self.app)
 
-    async def perform_seek(self: Any) -> None:
+    async def perform_seek(self) -> None:
         """Seek every partition to its committed offset (counted for `_deliver`), and a
         partition that has none, or 0, to its first offset.
 
@@ -113,7 +114,7 @@ class BatchedDrainMixin:
         self.first_offsets = starts
         self.seeks += 1
 
-    def _new_offset(self: Any, tp: Any) -> int | None:
+    def _new_offset(self, tp: Any) -> int | None:
         """Faust's next offset to commit, but never past the first offset of a partition
         with nothing committed before that offset is acked (Faust checks the head only
         against a committed offset, and not against 0)."""
@@ -152,7 +153,7 @@ class BatchedDrainMixin:
                     track_end_offset(tp, self.highwater(tp))
                 yield tp, to_message(tp, record)
 
-    async def _deliver(self: Any, race_each: bool) -> None:
+    async def _deliver(self, race_each: bool) -> None:
         """Fetch once and deliver what came, as upstream `getmany` + drain loop do."""
         seeks = self.seeks
         records, active_partitions = await self._wait_next_records(1.0)
@@ -170,7 +171,7 @@ class BatchedDrainMixin:
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
-        conducted = self.app.topics._tp_to_callback
+        conducted = cast(Any, self.app.topics)._tp_to_callback
         routes = self.routes
         pending: dict[BatchRoute, list[Message]] = {}
         routed: set[Any] = set()
@@ -238,7 +239,7 @@ class BatchedDrainMixin:
             for tp in routed:
                 monitor.stream_inbound_time[tp] = now
 
-    async def _drain_messages(self: Any, fetcher: Any) -> None:
+    async def _drain_messages(self, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         try:
@@ -267,12 +268,12 @@ class BatchedDrainMixin:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
 
-_ROUTES: weakref.WeakKeyDictionary[faust.App, dict[str, tuple[BatchRoute, ...]]] = (
+_ROUTES: weakref.WeakKeyDictionary[AppT, dict[str, tuple[BatchRoute, ...]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def routes_of(app: faust.App) -> dict[str, tuple[BatchRoute, ...]]:
+def routes_of(app: AppT) -> dict[str, tuple[BatchRoute, ...]]:
     """The routes of `app`'s topics (empty until `route` adds one)."""
     return _ROUTES.setdefault(app, {})
 
@@ -316,7 +317,7 @@ class RoutedTopic(faust.Topic):
     attribute on the clones it iterates, which is ignored here.
     """
 
-    @property  # type: ignore[override]
+    @property
     def active_partitions(self) -> set[Any]:
         return set()
 

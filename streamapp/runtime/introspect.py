@@ -7,6 +7,7 @@ attributes they come from inside `streamapp.runtime`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, cast
 
 import faust
 from faust.types import TP, CollectionT
@@ -14,7 +15,7 @@ from faust.types import TP, CollectionT
 
 def table_keys(table: CollectionT) -> int:
     """Keys in the table's active partitions; RocksDB's own estimate avoids a full scan."""
-    store = table.data
+    store = cast(Any, table).data
     if getattr(store, "use_rocksdict", False) and hasattr(store, "_dbs_for_actives"):
         return sum(
             int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
@@ -38,7 +39,7 @@ def input_positions(app: faust.App) -> Iterator[tuple[TP, int | None, int | None
         if tp.topic in changelogs:
             continue
         state = assignment.assignment.state_value(tp)
-        position = consumer._committed_offset.get(tp)
+        position = cast(Any, consumer)._committed_offset.get(tp)
         if position is None and state.has_valid_position:
             position = state.position
         yield tp, state.highwater, position

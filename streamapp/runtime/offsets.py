@@ -71,13 +71,13 @@ async def fetch_bounds(
             response = await client.send(leader, request)
             for topic, answers in response.topics:
                 for partition, error_code, highwater, *_ in answers:
-                    tp = asked.get((topic, partition))
-                    if tp is None:
+                    answered = asked.get((topic, partition))
+                    if answered is None:
                         continue
                     if error_code:
                         last_error = for_code(error_code)()
                         continue
-                    found[tp] = (starts[TopicPartition(topic, partition)], highwater)
+                    found[answered] = (starts[TopicPartition(topic, partition)], highwater)
         if len(found) < len(wanted):
             await client.force_metadata_update()
             await asyncio.sleep(_RETRY_S)

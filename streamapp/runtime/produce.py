@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import Any, cast
 
-import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
+from faust.types import AppT
 
 from streamapp.runtime.metrics import MESSAGES_SENT, SEND_SECONDS
 
@@ -26,19 +27,19 @@ BATCH_BYTES = 512 * 1024
 
 
 async def send_all(
-    app: faust.App, topic: str, records: Iterable[tuple[bytes | None, bytes, int | None]]
+    app: AppT, topic: str, records: Iterable[tuple[bytes | None, bytes | None, int | None]]
 ) -> dict[int, int]:
     """Send `(key, value, partition or None)` in order; wait for the broker's acks.
 
     Returns the offset of the last record written to each partition.
     """
     started = time.monotonic()
-    producer = app.producer._ensure_producer()  # Faust's aiokafka producer, started
+    producer = cast(Any, app.producer)._ensure_producer()  # Faust's aiokafka producer
     await producer.client._wait_on_metadata(topic)
     metadata = producer.client.cluster
     partitions = sorted(metadata.partitions_for_topic(topic))
     available = sorted(metadata.available_partitions_for_topic(topic))
-    by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+    by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
     for key, value, partition in records:
         if partition is None:
             partition = producer._partitioner(key, partitions, available)
@@ -53,7 +54,7 @@ async def send_all(
                 pending.append(_sent(sent, count))
                 batch, count = _new_batch(producer), 0
                 if batch.append(timestamp=now_ms, key=key, value=value) is None:
-                    raise ValueError(f"a record of {len(value)} bytes exceeds {BATCH_BYTES}")
+                    raise ValueError(f"a record of {len(value or b'')} bytes exceeds {BATCH_BYTES}")
             count += 1
         sent = await producer.send_batch(batch, topic, partition=partition)
         pending.append(_sent(sent, count))
@@ -70,7 +71,7 @@ def _new_batch(producer: AIOKafkaProducer) -> BatchBuilder:
     return BatchBuilder(BATCH_BYTES, codec, is_transactional=0)
 
 
-async def _sent(delivery: asyncio.Future, count: int) -> tuple[int, int]:
+async def _sent(delivery: asyncio.Future[Any], count: int) -> tuple[int, int]:
     """(partition, offset of the batch's last record) once the broker has it."""
     metadata = await delivery
     return metadata.partition, metadata.offset + count - 1
@@ -79,4 +80,4 @@ async def _sent(delivery: asyncio.Future, count: int) -> tuple[int, int]:
 def default_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives a key: where a keyed
     table's state for it lives."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions

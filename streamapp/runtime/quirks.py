@@ -46,7 +46,7 @@ WORKAROUNDS: tuple[Workaround, ...] = (
         "Exposed on Tansu first: a fetch from before a seek delivers offsets past the new "
         "position, which Faust would take for a gap and commit over.",
         "An offset jump is fetched again once before it counts as a gap "
-        "(`runtime.drain.BatchedDrainMixin._deliver`).",
+        "(`runtime.drain.BatchedDrainConsumer._deliver`).",
         "Used: the stale fetch is Faust's own race between resuming the flow and seeking "
         "(faust-streaming#221), on any broker. Cost: one extra fetch per real gap, and "
         "streamapp's topics have none (no transactions, no compaction of inputs).",

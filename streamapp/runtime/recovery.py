@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
@@ -82,7 +82,7 @@ class RebuildingRecovery(Recovery):
         settings = self.settings
         if not rebuild_allowed(settings):
             tp, (local, last) = min(stale.items())
-            path = self.tp_to_table[tp].data.partition_path(tp.partition)
+            path = cast(Any, self.tp_to_table[tp]).data.partition_path(tp.partition)
             line = (
                 f"table state in {path} is ahead of changelog {tp.topic} partition "
                 f"{tp.partition} (local offset {local} > last offset {last}): the broker "
@@ -105,7 +105,7 @@ class RebuildingRecovery(Recovery):
                 last,
             )
             discard_partition(table, tp.partition)
-            destination[tp] = None
+            destination[tp] = None  # type: ignore[assignment]  # Faust reads None as "no offset yet"
 
 
 class RebuildingTableManager(TableManager):

@@ -126,7 +126,9 @@ class BoundedStore(RocksDBStore):
         query = URL(url).query
         shared = budget(int(query["memory"]), int(query["write_buffers"]))
         super().__init__(url, *args, **kwargs)
-        self.rocksdb_options = BoundedRocksDBOptions(shared, **self.options, use_rocksdict=True)
+        self.rocksdb_options = BoundedRocksDBOptions(
+            shared, **(self.options or {}), use_rocksdict=True
+        )
 
 
 STORES.aliases.setdefault(SCHEME, f"{__name__}:BoundedStore")

@@ -13,32 +13,38 @@ Faust's own send callback does.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, cast
 
-import faust
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, Message
+from faust.types.tables import TableT
 
 from streamapp.runtime.events import current_message
 from streamapp.runtime.metrics import TABLE_OPERATIONS
 from streamapp.runtime.produce import send_all
 
+Table = TableT[Any, Any]
+
 OFFSET_KEY: bytes = RocksDBStore.offset_key
 """The key under which Faust keeps a partition's changelog offset in the table itself."""
 
 
-def read(table: faust.Table, key: bytes, message: Message) -> bytes | None:
+def read(table: Table, key: bytes, message: Message) -> bytes | None:
     """`key`'s value in the partition of `message`, None if it has none (counted by
     Faust's table sensor, as any `table.get`)."""
     with current_message(message):
         return table.get(key)
 
 
-def partition_items(table: faust.Table, partition: int) -> Iterator[tuple[bytes, bytes]]:
+def partition_items(table: Table, partition: int) -> Iterator[tuple[bytes, bytes]]:
     """Every key and value stored in one partition of this worker's table."""
-    return table.data._db_for_partition(partition).items()
+    items: Iterator[tuple[bytes, bytes]] = (
+        cast(Any, table.data)._db_for_partition(partition).items()
+    )
+    return items
 
 
-async def write(table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
+async def write(table: Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
     """Store `key -> value` in the partition of each key's message; wait for the changelog."""
     store = table.data
     for key, (value, message) in writes.items():
@@ -50,19 +56,19 @@ async def write(table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) 
     )
 
 
-async def delete(table: faust.Table, deletions: dict[bytes, Message]) -> None:
+async def delete(table: Table, deletions: dict[bytes, Message]) -> None:
     """Delete keys from the partition of each key's message; wait for the tombstones."""
     store = table.data
     for key, message in deletions.items():
         # Faust's own delete tries every open partition database (standbys too) when
         # its small key index misses; the key's partition is known here.
-        store._db_for_partition(message.partition).delete(key)
+        cast(Any, store)._db_for_partition(message.partition).delete(key)
     TABLE_OPERATIONS.labels(table.name, "del").inc(len(deletions))
     await _persist(table, [(key, None, message.partition) for key, message in deletions.items()])
 
 
-async def _persist(table: faust.Table, records: list[tuple[bytes, bytes | None, int]]) -> None:
-    store = table.data
+async def _persist(table: Table, records: list[tuple[bytes, bytes | None, int]]) -> None:
+    store = cast(Any, table.data)  # Faust's store: records what its changelog holds
     changelog = table.changelog_topic.get_topic_name()
     for partition, offset in (await send_all(table.app, changelog, records)).items():
         store.set_persisted_offset(TP(changelog, partition), offset)

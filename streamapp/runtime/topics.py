@@ -61,7 +61,7 @@ class TopicsFileError(ValueError):
 def load_specs(path: Path, settings: Settings | None = None) -> list[TopicSpec]:
     """Parse topics.yaml into specs, with defaults and `{group_id}`,
     `{replication_factor}` filled in from `settings` (default settings if None)."""
-    settings = settings or Settings(_env_file=None)
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]  # pydantic-settings' own init argument
     values = {
         "group_id": settings.kafka_group_id,
         "replication_factor": settings.kafka_replication_factor,
