@@ -45,7 +45,7 @@ from streamapp.archive.records import (
     temp_partition_prefix,
 )
 from streamapp.archive.store import ArchiveStore
-from streamapp.runtime import drain
+from streamapp.runtime import drain, signals
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -294,12 +294,13 @@ def register(
         """
         await archiver.run(batch_route.queue)
 
-    @app.on_partitions_revoked.connect
-    async def finish_revoked_writes(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+    async def finish_revoked_writes(revoked: set[Any]) -> None:
         """Let writes of revoked partitions land before another worker lists S3 for them."""
         keys = {(tp.topic, tp.partition) for tp in revoked}
         if not await archiver.wait_written(keys, settings.kafka_session_timeout_s / 2):
             logger.warning("event=revoked_with_writes_in_flight")
+
+    signals.on_partitions_revoked(app, finish_revoked_writes)
 
     @app.timer(settings.compression_interval, name="archive-compaction")
     async def compaction() -> None:

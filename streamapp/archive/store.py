@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -171,12 +171,13 @@ class ArchiveStore:
 
         return await self._retry("list", call)
 
-    async def delete(self, keys: list[str]) -> None:
+    async def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": key} for key in keys[start : start + 1000]]
-            await self._retry(
-                "delete",
-                lambda chunk=chunk: self._client.delete_objects(
+
+            def call(chunk: list[dict[str, str]] = chunk) -> Awaitable[Any]:
+                return self._client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
-                ),
-            )
+                )
+
+            await self._retry("delete", call)

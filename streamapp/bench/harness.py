@@ -86,7 +86,7 @@ def private_s3(state: Path) -> Iterator[dict[str, Any]]:
         stop_process(server.pid)
 
 
-def bench_settings(bootstrap: str, name: str, **overrides: object) -> Settings:
+def bench_settings(bootstrap: str, name: str, **overrides: Any) -> Settings:
     """Settings of a bench run: the private broker and a fresh consumer group."""
     return Settings(
         kafka_bootstrap_servers=bootstrap,

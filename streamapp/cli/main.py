@@ -326,9 +326,9 @@ def simulate(
     settings = get_settings()
     sim = Simulation(
         assets,
-        kind,
+        "ev" if kind == "ev" else "engine",
         seed,
-        invalid_fraction,  # type: ignore[arg-type]
+        invalid_fraction,
         start_ms if start_ms is not None else time.time() * 1000.0,
         interval_ms=1000.0 * assets / rate,
         regimes=regimes,

@@ -23,10 +23,17 @@ KINDS: tuple[BrokerKind, ...] = ("kafka", "tansu")
 
 
 class EmbeddedBroker(Protocol):
-    kind: str
-    version: str
-    bootstrap: str
-    replication_factor: int
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def replication_factor(self) -> int: ...
 
     def pids(self) -> dict[str, int]: ...
 

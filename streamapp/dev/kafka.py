@@ -359,7 +359,7 @@ class KafkaCluster:
 
     def stop(self) -> None:
         running = [node for node in self.nodes if node.process is not None]
-        stop_processes([node.process.pid for node in running], timeout=30.0)
+        stop_processes([node.process.pid for node in running if node.process], timeout=30.0)
         for node in running:
             node.process = None
 

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from streamapp.dev.brokers import BrokerKind, choose, start_embedded
 from streamapp.dev.processes import (
@@ -199,7 +200,8 @@ async def provision(env: StackEnv, topics_file: Path | None) -> None:
     from streamapp.runtime import topics
     from streamapp.settings import Settings
 
-    settings = Settings(**{key.lower(): value for key, value in env.as_env().items()})
+    values: dict[str, Any] = {key.lower(): value for key, value in env.as_env().items()}
+    settings = Settings(**values)
     await s3.ensure_bucket(settings)
     if topics_file is not None:
         specs = topics.load_specs(topics_file, settings)

@@ -73,7 +73,7 @@ class ExpiryIndex:
         self._spec = spec
         self._bucket_ms = spec.size_ms
         self._expiry: dict[str, float] = {}
-        self._buckets: dict[int, set[str]] = {}
+        self._buckets: dict[float, set[str]] = {}  # -inf: already due
 
     @classmethod
     def scan(cls, spec: WindowSpec, items: Iterable[tuple[bytes, bytes]]) -> ExpiryIndex:

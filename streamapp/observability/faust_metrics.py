@@ -20,7 +20,16 @@ from typing import Any
 
 import faust
 from faust.sensors import Sensor
-from faust.types import TP, CollectionT, EventT, Message, PendingMessage, RecordMetadata, StreamT
+from faust.types import (
+    TP,
+    AppT,
+    CollectionT,
+    EventT,
+    Message,
+    PendingMessage,
+    RecordMetadata,
+    StreamT,
+)
 from faust.types.transports import ConsumerT, ProducerT
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -133,11 +142,11 @@ class StreamappSensor(Sensor):
         topic, _ = state
         SEND_ERRORS.labels(topic).inc()
 
-    def on_rebalance_start(self, app: faust.App) -> dict[str, float]:
+    def on_rebalance_start(self, app: AppT) -> dict[str, float]:
         REBALANCES.inc()
         return {"start": monotonic()}
 
-    def on_rebalance_end(self, app: faust.App, state: dict[str, float]) -> None:
+    def on_rebalance_end(self, app: AppT, state: dict[str, float]) -> None:
         REBALANCE_SECONDS.observe(monotonic() - state["start"])
 
 
