@@ -272,11 +272,6 @@ class Archiver:
         return True
 
 
-def raw_topics(app: faust.App, settings: Settings, batch_route: drain.BatchRoute) -> faust.TopicT:
-    """Both archived topics as raw bytes: the archive keeps bytes as they came."""
-    return drain.routed_topic(app, batch_route)
-
-
 def register(
     app: faust.App, settings: Settings, on_written: Callable[[Batch], None] | None = None
 ) -> Archiver:
@@ -286,7 +281,8 @@ def register(
     batch_route = drain.route(app, (settings.topic_telemetry, settings.topic_tesla))
     archiver = Archiver(app, settings, on_written)
 
-    @app.agent(raw_topics(app, settings, batch_route), name="archive")
+    # Raw bytes (the route's default): the archive keeps messages as they came.
+    @app.agent(drain.routed_topic(app, batch_route), name="archive")
     async def archive(stream: faust.StreamT) -> None:
         """Every message of `telemetry` and `tesla_V`, valid or not, into the temp layer.
 
