@@ -29,6 +29,9 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.types import TP, Message
 
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.deadletter import DeadLetter
+from streamapp.contracts.telemetry import validate_telemetry
 from streamapp.features import metrics
 from streamapp.features.partition import ExpiryIndex, PartitionClock, clock_key
 from streamapp.features.windows import (
@@ -39,14 +42,11 @@ from streamapp.features.windows import (
     Record,
     WindowSpec,
 )
-from streamapp.ingest.agent import dead_letter_message, raw_topic
-from streamapp.ingest.deadletter import DeadLetter, send_dead_letter
-from streamapp.ingest.metrics import DEAD_LETTERS, reason_kind
-from streamapp.ingest.validation import Invalid, validate_telemetry
 from streamapp.kafka import drain
 from streamapp.kafka.batching import run_batches, write_table
 from streamapp.kafka.events import current_message
 from streamapp.kafka.produce import send_all
+from streamapp.kafka.raw import dead_letter_message, raw_topic, send_dead_letter
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 
@@ -446,5 +446,4 @@ async def _dead_letter(dlq: faust.TopicT, message: Message, reason: str) -> None
         offset=int(headers[ORIGIN_OFFSET]),
         timestamp=float(headers[ORIGIN_TIMESTAMP]),
     )
-    DEAD_LETTERS.labels(letter.topic, reason_kind(reason)).inc()
     await send_dead_letter(dlq, letter)

@@ -21,23 +21,17 @@ import numpy as np
 import torch
 from faust.types import Message
 
-from streamapp.ingest.agent import dead_letter_message, raw_topic
-from streamapp.ingest.validation import Invalid
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.features import FeatureRecord, parse_feature_record
+from streamapp.contracts.predictions import prediction_record
 from streamapp.kafka import drain
 from streamapp.kafka.batching import Finish, run_batches, write_table
 from streamapp.kafka.events import current_message
 from streamapp.kafka.produce import send_all
+from streamapp.kafka.raw import dead_letter_message, raw_topic
 from streamapp.rul import stream_metrics as metrics
 from streamapp.rul.live_model import LiveModel
-from streamapp.rul.sequences import (
-    AssetSequence,
-    FeatureRecord,
-    Outcome,
-    apply,
-    missing_features,
-    parse_feature_record,
-    prediction_record,
-)
+from streamapp.rul.sequences import AssetSequence, Outcome, apply, missing_features
 from streamapp.rul.serving import Ensemble
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache

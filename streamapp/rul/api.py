@@ -14,17 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamapp.ingest.validation import Invalid
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.features import FeatureRecord, feature_record
+from streamapp.contracts.predictions import prediction_record
 from streamapp.rul.artifacts import active_version, list_versions, read_metrics
-from streamapp.rul.sequences import (
-    AssetSequence,
-    FeatureRecord,
-    Outcome,
-    apply,
-    feature_record,
-    missing_features,
-    prediction_record,
-)
+from streamapp.rul.sequences import AssetSequence, Outcome, apply, missing_features
 from streamapp.rul.serving import Ensemble
 
 DEFAULT_ASSET = "api"

@@ -38,7 +38,7 @@ from streamapp.bench.harness import (
     private_broker,
     wait_until,
 )
-from streamapp.ingest.validation import format_ts, parse_ts
+from streamapp.contracts.codec import format_ts, parse_ts
 from streamapp.kafka.clients import consume
 from streamapp.rul import stream_metrics
 from streamapp.rul.agent import register

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamapp.ingest.validation import Invalid
+from streamapp.contracts.codec import Invalid
 from streamapp.rul.artifacts import list_versions
 from streamapp.rul.networks import MODEL_KINDS
 from streamapp.settings import Settings

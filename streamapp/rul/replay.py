@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from streamapp.ingest.validation import format_ts
+from streamapp.contracts.codec import format_ts
 from streamapp.rul.data import CMAPSS_SIGNALS, load_cmapss
 from streamapp.rul.metrics import coverage, phm08_score, rmse
 

@@ -19,74 +19,13 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import orjson
 
-from streamapp.ingest.validation import (
-    Invalid,
-    decode_json,
-    encode_json,
-    finite_numbers,
-    format_ts,
-    parse_ts,
-)
+from streamapp.contracts.features import FeatureRecord
 
 _HEADER_SIZE = struct.Struct("<I")
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureRecord:
-    """A validated `extracted-features` record."""
-
-    asset_id: str
-    sensor_id: str | None
-    timestamp_ms: float
-    window_end_ms: float
-    features: dict[str, float]
-    raw: dict[str, Any]
-
-
-def parse_feature_record(value: bytes | None, max_bytes: int) -> FeatureRecord | Invalid:
-    """Check BRIEF's `extracted-features` contract; `asset_id` and `features` required."""
-    decoded = decode_json(value, max_bytes)
-    if isinstance(decoded, Invalid):
-        return decoded
-    return feature_record(decoded)
-
-
-def feature_record(decoded: Any) -> FeatureRecord | Invalid:
-    """An already decoded JSON value checked against the `extracted-features` contract."""
-    if not isinstance(decoded, dict):
-        return Invalid("record must be a JSON object")
-    asset_id = decoded.get("asset_id")
-    if not isinstance(asset_id, str) or not asset_id.strip() or len(asset_id) > 128:
-        return Invalid("asset_id must be a non-empty string of at most 128 characters")
-    features = decoded.get("features")
-    if not isinstance(features, dict) or not features:
-        return Invalid("features must be a non-empty object of numbers")
-    clean = finite_numbers(features, "feature")
-    if isinstance(clean, Invalid):
-        return clean
-    timestamp = parse_ts(decoded.get("timestamp", 0))
-    if isinstance(timestamp, str):
-        return Invalid(f"timestamp: {timestamp}")
-    window = decoded.get("window")
-    window_end: float | str = timestamp
-    if isinstance(window, dict) and window.get("end") is not None:
-        window_end = parse_ts(window["end"])
-        if isinstance(window_end, str):
-            return Invalid(f"window.end: {window_end}")
-    sensor_id = decoded.get("sensor_id")
-    return FeatureRecord(
-        asset_id,
-        sensor_id if isinstance(sensor_id, str) else None,
-        timestamp,
-        window_end,
-        clean,
-        decoded,
-    )
 
 
 def missing_features(record: FeatureRecord, needed: list[str]) -> list[str]:
@@ -234,42 +173,3 @@ def apply(
     keep = state.rows[max(0, len(state.rows) - capacity + 1) :]
     state.rows = np.concatenate([keep, row]) if len(keep) else row
     return Outcome.APPLIED
-
-
-def _window_end_text(record: FeatureRecord) -> str:
-    """The record's own `window.end` text when it has one (formatting costs more)."""
-    window = record.raw.get("window")
-    end = window.get("end") if isinstance(window, dict) else None
-    return end if isinstance(end, str) and end.endswith("Z") else format_ts(record.window_end_ms)
-
-
-def prediction_record(
-    record: FeatureRecord,
-    row: dict[str, Any],
-    version: str,
-    history: int,
-    window: int,
-    features: list[str],
-    latency_ms: float,
-) -> bytes:
-    """The `rul-predictions` message for one event, as deterministic JSON."""
-    message = {
-        "asset_id": record.asset_id,
-        "sensor_id": record.sensor_id,
-        "timestamp": record.raw.get("timestamp") or format_ts(record.timestamp_ms),
-        **row,
-        "model_used": "ensemble",
-        "model_version": version,
-        "sequence_length": window,
-        "features": {name: record.features[name] for name in features},
-        "metadata": {
-            "latency_ms": round(latency_ms, 3),
-            "history": history,
-            "padded": history < window,
-            "window_end": _window_end_text(record),
-        },
-    }
-    source_metadata = record.raw.get("metadata")
-    if isinstance(source_metadata, dict) and "cycle" in source_metadata:
-        message["metadata"]["cycle"] = source_metadata["cycle"]
-    return encode_json(message)

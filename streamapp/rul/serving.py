@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamapp.contracts.predictions import estimate_fields
 from streamapp.rul.conformal import Conformal
 from streamapp.rul.data import Scaler, build_window, pad_window
 
@@ -58,14 +59,14 @@ class EnsemblePrediction:
 
     def row(self, i: int) -> dict[str, Any]:
         """Row i in the field names of the `rul-predictions` contract."""
-        return {
-            "rul_prediction": float(self.rul[i]),
-            "confidence_interval_lower": float(self.lower[i]),
-            "confidence_interval_upper": float(self.upper[i]),
-            "confidence_level": self.level,
-            "uncertainty": float(self.uncertainty[i]),
-            "model_scores": {k: float(v[i]) for k, v in self.scores.items()},
-        }
+        return estimate_fields(
+            float(self.rul[i]),
+            float(self.lower[i]),
+            float(self.upper[i]),
+            self.level,
+            float(self.uncertainty[i]),
+            {k: float(v[i]) for k, v in self.scores.items()},
+        )
 
 
 @dataclass(frozen=True)

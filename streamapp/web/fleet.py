@@ -25,7 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamapp.ingest.validation import parse_ts
+from streamapp.contracts.codec import parse_ts
 from streamapp.kafka.config import aiokafka_kwargs
 from streamapp.rul.stream_metrics import ASSETS_UNDER_THRESHOLD
 from streamapp.settings import Settings

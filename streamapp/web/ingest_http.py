@@ -12,7 +12,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from streamapp.ingest.validation import Invalid, Telemetry, decode_json, validate_record
+from streamapp.contracts.codec import Invalid, decode_json
+from streamapp.contracts.telemetry import Telemetry, validate_record
 
 
 @dataclass(frozen=True, slots=True)

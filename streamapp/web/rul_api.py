@@ -14,7 +14,7 @@ import asyncio
 import faust
 from faust.web import Request, Response, View
 
-from streamapp.ingest.validation import Invalid, decode_json
+from streamapp.contracts.codec import Invalid, decode_json
 from streamapp.rul.api import models_summary, parse_predict_request, predict_sequence
 from streamapp.rul.artifacts import ArtifactError, activate
 from streamapp.rul.jobs import JobBusy, TrainJobs, parse_train_request

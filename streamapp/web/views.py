@@ -10,7 +10,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from streamapp.ingest.agent import raw_topic
+from streamapp.kafka.raw import raw_topic
 from streamapp.settings import Settings
 from streamapp.web.auth import API_KEY_HEADER, key_refusal, log_refusal
 from streamapp.web.fleet import FleetView, follow_predictions

@@ -28,8 +28,8 @@ import pytest
 
 from streamapp.archive.compaction import compact
 from streamapp.archive.verify import is_clean, verify
+from streamapp.contracts.codec import format_ts
 from streamapp.features.agent import repartition_topic_name
-from streamapp.ingest.validation import format_ts
 from streamapp.rul import replay as cmapss_replay
 from streamapp.rul.artifacts import load_active
 from streamapp.rul.data import load_cmapss

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streamapp.features.windows import SOURCE as FEATURE_SOURCE
+from streamapp.contracts.features import SOURCE as FEATURE_SOURCE
 from streamapp.kafka.clients import ConsumedRecord
 from streamapp.kafka.config import aiokafka_kwargs
 from streamapp.kafka.offsets import partition_bounds

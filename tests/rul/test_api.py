@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamapp.ingest.validation import Invalid
+from streamapp.contracts.codec import Invalid
 from streamapp.rul.api import models_summary, parse_predict_request, predict_sequence
 from streamapp.rul.artifacts import load_active
 from streamapp.settings import Settings

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.ingest.validation import Invalid
+from streamapp.contracts.codec import Invalid
 from streamapp.rul.artifacts import active_version, list_versions
 from streamapp.rul.jobs import (
     JobBusy,

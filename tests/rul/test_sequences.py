@@ -2,59 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
-
-from streamapp.ingest.validation import Invalid
-from streamapp.rul.sequences import (
-    AssetSequence,
-    FeatureRecord,
-    Outcome,
-    apply,
-    missing_features,
-    parse_feature_record,
-    prediction_record,
-)
-
-LIMIT = 1024 * 1024
-
-
-def feature_bytes(end_s: int, value: float = 1.0, **extra: object) -> bytes:
-    record = {
-        "asset_id": "ENGINE-0001",
-        "sensor_id": "SENSOR001",
-        "features": {"s2_mean": value, "s3_mean": value * 2},
-        "timestamp": end_s * 1000,
-        "window": {"start": (end_s - 1) * 1000, "end": end_s * 1000, "count": 1},
-        "metadata": {"cycle": end_s},
-    }
-    record.update(extra)
-    return json.dumps(record).encode()
-
-
-def parsed(end_s: int, value: float = 1.0) -> FeatureRecord:
-    record = parse_feature_record(feature_bytes(end_s, value), LIMIT)
-    assert isinstance(record, FeatureRecord)
-    return record
-
-
-@pytest.mark.parametrize(
-    ("value", "reason"),
-    [
-        (feature_bytes(1, asset_id=""), "asset_id"),
-        (feature_bytes(1, features={}), "features must be"),
-        (feature_bytes(1, features={"a": "x"}), "not a number"),
-        (feature_bytes(1, features={"a": 1e400}), "non-finite"),
-        (feature_bytes(1, timestamp="later"), "timestamp"),
-        (feature_bytes(1, window={"end": "never"}), "window.end"),
-        (b"[]", "JSON object"),
-        (b"{", "invalid JSON"),
-    ],
-)
-def test_bad_feature_records_are_refused(value: bytes, reason: str) -> None:
-    result = parse_feature_record(value, LIMIT)
-    assert isinstance(result, Invalid) and reason in result.reason
+from streamapp.rul.sequences import AssetSequence, Outcome, apply, missing_features
+from tests.contracts.feature_records import parsed
 
 
 def test_missing_model_features_are_named() -> None:
@@ -122,37 +71,3 @@ def test_stored_emissions_round_trip_and_answer_replays_of_their_offsets() -> No
     assert again.emission(9) == b"\x00raw bytes\xff"
     assert again.emission(7) == b'{"rul_prediction":1.5}'
     assert again.emission(8) is None
-
-
-def test_prediction_record_follows_the_contract() -> None:
-    row = {
-        "rul_prediction": 50.0,
-        "confidence_interval_lower": 40.0,
-        "confidence_interval_upper": 60.0,
-        "confidence_level": 0.9,
-        "uncertainty": 10.0,
-        "model_scores": {"lstm": 49.0, "gru": 50.0, "tcn": 51.0},
-    }
-    text = prediction_record(parsed(7), row, "v1", 7, 30, ["s2_mean"], 3.25)
-    message = json.loads(text)
-    for key in (
-        "asset_id",
-        "sensor_id",
-        "timestamp",
-        "rul_prediction",
-        "confidence_interval_lower",
-        "confidence_interval_upper",
-        "confidence_level",
-        "uncertainty",
-        "model_used",
-        "model_scores",
-        "model_version",
-        "sequence_length",
-        "features",
-        "metadata",
-    ):
-        assert key in message
-    assert message["features"] == {"s2_mean": 1.0}
-    assert message["metadata"]["padded"] is True and message["metadata"]["cycle"] == 7
-    assert message["metadata"]["latency_ms"] == 3.25
-    assert text == prediction_record(parsed(7), row, "v1", 7, 30, ["s2_mean"], 3.25)

@@ -7,15 +7,8 @@ producer sent and `kafka-console-consumer --property print.headers=true` shows w
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, replace
-
-import faust
-from aiokafka.errors import MessageSizeTooLargeError
-from faust.exceptions import ProducerSendError
-from faust.types import Message
-
-logger = logging.getLogger(__name__)
+from dataclasses import dataclass
+from typing import Protocol
 
 REASON_HEADER = "dlq.reason"
 SOURCE_TOPIC_HEADER = "dlq.source.topic"
@@ -23,7 +16,17 @@ SOURCE_PARTITION_HEADER = "dlq.source.partition"
 SOURCE_OFFSET_HEADER = "dlq.source.offset"
 SOURCE_TIMESTAMP_HEADER = "dlq.source.timestamp"
 MAX_REASON_CHARS = 500
-TOO_LARGE_NOTE = "over kafka_max_message_bytes; the source topic/partition/offset holds it"
+
+
+class SourceMessage(Protocol):
+    """What a dead letter keeps of a consumed message (a Faust `Message` is one)."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +53,7 @@ class DeadLetter:
         ]
 
     @classmethod
-    def from_event(cls, event: faust.EventT, reason: str) -> DeadLetter:
-        """Capture the original bytes and coordinates of a Faust event."""
-        return cls.from_message(event.message, reason)
-
-    @classmethod
-    def from_message(cls, message: Message, reason: str) -> DeadLetter:
+    def from_message(cls, message: SourceMessage, reason: str) -> DeadLetter:
         """Capture the original bytes and coordinates of a consumed message."""
         return cls(
             key=message.key,
@@ -71,38 +69,3 @@ class DeadLetter:
 def parse_headers(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
     """Dead-letter headers as text, for `streamapp consume` and tests."""
     return {name: value.decode("utf-8", "replace") for name, value in headers or []}
-
-
-async def send_dead_letter(dlq_topic: faust.TopicT, letter: DeadLetter) -> None:
-    """Publish a dead letter without waiting for the broker's ack (Faust flushes on commit).
-
-    A value larger than the producer may send (a broker allowing bigger messages on
-    the input topic than `kafka_max_message_bytes`) would crash the agent on every
-    redelivery; it goes to the DLQ without its value instead, the reason saying where
-    the original bytes are (the source coordinates; the S3 archive for telemetry).
-    """
-    try:
-        await _send(dlq_topic, letter)
-    except ProducerSendError as exc:
-        if not isinstance(exc.__cause__, MessageSizeTooLargeError):
-            raise
-        size = len(letter.value or b"")
-        logger.warning(
-            "dead letter too large for the producer: topic=%s partition=%d offset=%d bytes=%d",
-            letter.topic,
-            letter.partition,
-            letter.offset,
-            size,
-        )
-        reason = f"{letter.reason} [value of {size} bytes not copied: {TOO_LARGE_NOTE}]"
-        await _send(dlq_topic, replace(letter, value=None, reason=reason))
-
-
-async def _send(dlq_topic: faust.TopicT, letter: DeadLetter) -> None:
-    await dlq_topic.send(
-        key=letter.key,
-        value=letter.value,
-        headers=letter.headers(),
-        key_serializer="raw",
-        value_serializer="raw",
-    )

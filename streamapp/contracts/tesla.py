@@ -14,13 +14,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from tesla_protocol.telemetry import vehicle_data_pb2
 
-from streamapp.ingest.validation import (
-    MAX_ASSET_ID_CHARS,
-    Invalid,
-    Telemetry,
-    decode_json,
-    parse_ts,
-)
+from streamapp.contracts.codec import MAX_ASSET_ID_CHARS, Invalid, decode_json, parse_ts
+from streamapp.contracts.telemetry import Telemetry
 
 _NUMERIC_TYPES = ("doubleValue", "floatValue", "intValue", "longValue")
 _KNOWN_TYPES = frozenset(
@@ -69,7 +64,7 @@ def _from_protojson(record: Any) -> Telemetry | Invalid:
         return Invalid("Tesla record must be a JSON object")
     vin = record.get("vin")
     if not isinstance(vin, str) or not vin.strip() or len(vin) > MAX_ASSET_ID_CHARS:
-        return Invalid("vin must be a non-empty string of at most 128 characters")
+        return Invalid(f"vin must be a non-empty string of at most {MAX_ASSET_ID_CHARS} characters")
     if "createdAt" not in record:
         return Invalid("createdAt is missing")
     ts_ms = parse_ts(record["createdAt"])

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamapp.ingest.tesla import decode_tesla
-from streamapp.ingest.validation import Invalid, Telemetry, format_ts
-from tests.ingest.tesla_payloads import VIN, protobuf_payload
+from streamapp.contracts.codec import Invalid, format_ts
+from streamapp.contracts.telemetry import Telemetry
+from streamapp.contracts.tesla import decode_tesla
+from tests.contracts.tesla_payloads import VIN, protobuf_payload
 
 LIMIT = 1024 * 1024
 
