@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamapp.contracts.codec import parse_ts
 from streamapp.kafka.config import aiokafka_kwargs
-from streamapp.rul.stream_metrics import ASSETS_UNDER_THRESHOLD
+from streamapp.rul.serving.metrics import ASSETS_UNDER_THRESHOLD
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The RUL HTTP API on the worker's web server (logic in streamapp/rul/api.py and jobs.py).
+"""The RUL HTTP API on the worker's web server (logic in `rul.serving.api`, `rul.training.jobs`).
 
 GET  /api/v1/rul/models                      active and serving versions, their metrics
 POST /api/v1/rul/models/{version}/activate   verify and activate a version (X-Api-Key)
@@ -15,10 +15,10 @@ import faust
 from faust.web import Request, Response, View
 
 from streamapp.contracts.codec import Invalid, decode_json
-from streamapp.rul.api import models_summary, parse_predict_request, predict_sequence
-from streamapp.rul.artifacts import ArtifactError, activate
-from streamapp.rul.jobs import JobBusy, TrainJobs, parse_train_request
-from streamapp.rul.live_model import LiveModel
+from streamapp.rul.serving.api import models_summary, parse_predict_request, predict_sequence
+from streamapp.rul.serving.live_model import LiveModel
+from streamapp.rul.training.artifacts import ArtifactError, activate
+from streamapp.rul.training.jobs import JobBusy, TrainJobs, parse_train_request
 from streamapp.settings import Settings
 from streamapp.web.auth import API_KEY_HEADER, key_refusal, log_refusal
 from streamapp.web.ingest_http import read_limited

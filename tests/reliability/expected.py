@@ -16,8 +16,8 @@ from streamapp.contracts.features import FeatureRecord, parse_feature_record
 from streamapp.contracts.telemetry import Telemetry, validate_telemetry
 from streamapp.contracts.tesla import decode_tesla
 from streamapp.features.windows import WindowSpec
-from streamapp.rul.sequences import missing_features
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.serving.sequences import missing_features
 from tests.features.offline import offline_features
 from tests.reliability.corpus import Message
 

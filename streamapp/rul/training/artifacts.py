@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from streamapp.rul.conformal import Conformal
-from streamapp.rul.data import Scaler
-from streamapp.rul.networks import build_model
-from streamapp.rul.serving import Ensemble, MemberInput
+from streamapp.rul.serving.ensemble import Ensemble, MemberInput
+from streamapp.rul.training.conformal import Conformal
+from streamapp.rul.training.data import Scaler
+from streamapp.rul.training.networks import build_model
 
 MANIFEST = "manifest.json"
 ACTIVE = "ACTIVE"

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from streamapp.contracts.codec import Invalid
-from streamapp.rul.artifacts import list_versions
-from streamapp.rul.networks import MODEL_KINDS
+from streamapp.rul.training.artifacts import list_versions
+from streamapp.rul.training.networks import MODEL_KINDS
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from streamapp.rul.artifacts import active_version
-from streamapp.rul.live_model import LiveModel
+from streamapp.rul.serving.live_model import LiveModel
+from streamapp.rul.training.artifacts import active_version
 from tests.conftest import ROOT
 
 

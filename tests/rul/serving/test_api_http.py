@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from streamapp import s3
-from streamapp.rul.artifacts import load_active
+from streamapp.rul.training.artifacts import load_active
 from tests.conftest import ROOT
 from tests.rul.synthetic import write_cmapss
 from tests.support.ops import get_json, post, running_worker, settings_of, wait_for

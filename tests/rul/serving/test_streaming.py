@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from streamapp.cli.rul import train
 from streamapp.contracts.deadletter import REASON_HEADER, parse_headers
 from streamapp.kafka.clients import consume, produce_lines
-from streamapp.rul.artifacts import activate, load_ensemble
+from streamapp.rul.training.artifacts import activate, load_ensemble
 from tests.conftest import settings_from_env
 from tests.rul.synthetic import write_cmapss
 

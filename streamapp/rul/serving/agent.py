@@ -29,10 +29,10 @@ from streamapp.kafka.batching import Finish, run_batches, write_table
 from streamapp.kafka.events import current_message
 from streamapp.kafka.produce import send_all
 from streamapp.kafka.raw import dead_letter_message, raw_topic
-from streamapp.rul import stream_metrics as metrics
-from streamapp.rul.live_model import LiveModel
-from streamapp.rul.sequences import AssetSequence, Outcome, apply, missing_features
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving import metrics
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.serving.live_model import LiveModel
+from streamapp.rul.serving.sequences import AssetSequence, Outcome, apply, missing_features
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 

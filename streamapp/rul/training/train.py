@@ -43,8 +43,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from streamapp.rul.conformal import Conformal
-from streamapp.rul.data import (
+from streamapp.rul.serving.ensemble import Ensemble, MemberInput
+from streamapp.rul.training.conformal import Conformal
+from streamapp.rul.training.data import (
     DEFAULT_CAP,
     DEFAULT_WINDOW,
     Fleet,
@@ -54,15 +55,14 @@ from streamapp.rul.data import (
     rul_labels,
     split_engines,
 )
-from streamapp.rul.metrics import coverage, rmse
-from streamapp.rul.networks import (
+from streamapp.rul.training.networks import (
     DEFAULT_HPARAMS,
     MODEL_KINDS,
     Averaged,
     build_model,
     count_params,
 )
-from streamapp.rul.serving import Ensemble, MemberInput
+from streamapp.rul.training.scoring import coverage, rmse
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import pytest
 from click.testing import CliRunner
 
 from streamapp.cli.rul import evaluate as evaluate_cmd
-from streamapp.rul import replay as cmapss_replay
-from streamapp.rul.artifacts import load_active
-from streamapp.rul.data import load_cmapss, sequence_windows
-from streamapp.rul.evaluate import evaluate
+from streamapp.rul.training import replay as cmapss_replay
+from streamapp.rul.training.artifacts import load_active
+from streamapp.rul.training.data import load_cmapss, sequence_windows
+from streamapp.rul.training.evaluate import evaluate
 from streamapp.sim.pacing import send_paced
 from tests.conftest import CMAPSS, ROOT, settings_from_env
 from tests.support.ops import counter_total, read_topic, scrape, wait_for

@@ -3,11 +3,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamapp.rul.artifacts import load_ensemble, save_ensemble
-from streamapp.rul.data import cmapss_inputs, fleet_windows, fold_engines, load_cmapss, rul_labels
-from streamapp.rul.metrics import rmse
-from streamapp.rul.serving import Ensemble
-from streamapp.rul.training import (
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.training.artifacts import load_ensemble, save_ensemble
+from streamapp.rul.training.data import (
+    cmapss_inputs,
+    fleet_windows,
+    fold_engines,
+    load_cmapss,
+    rul_labels,
+)
+from streamapp.rul.training.scoring import rmse
+from streamapp.rul.training.train import (
     TrainConfig,
     choose_weights,
     member_view,

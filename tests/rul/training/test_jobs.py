@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from streamapp.contracts.codec import Invalid
-from streamapp.rul.artifacts import active_version, list_versions
-from streamapp.rul.jobs import (
+from streamapp.rul.training.artifacts import active_version, list_versions
+from streamapp.rul.training.jobs import (
     JobBusy,
     TrainJobs,
     TrainRequest,
@@ -20,7 +20,7 @@ from streamapp.rul.jobs import (
     split_s3,
     train_argv,
 )
-from streamapp.rul.training import TrainConfig
+from streamapp.rul.training.train import TrainConfig
 from streamapp.settings import Settings
 from tests.rul.synthetic import write_cmapss
 

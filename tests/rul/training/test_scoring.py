@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from streamapp.rul.metrics import coverage, phm08_score, rmse
+from streamapp.rul.training.scoring import coverage, phm08_score, rmse
 
 
 def test_phm08_hand_computed() -> None:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from streamapp.rul.networks import DEFAULT_HPARAMS, MODEL_KINDS, build_model, count_params
+from streamapp.rul.training.networks import DEFAULT_HPARAMS, MODEL_KINDS, build_model, count_params
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)

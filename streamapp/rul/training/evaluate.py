@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from streamapp.rul.data import Fleet, last_windows, rul_labels, sequence_windows
-from streamapp.rul.metrics import coverage, phm08_score, rmse
-from streamapp.rul.networks import count_params
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.training.data import Fleet, last_windows, rul_labels, sequence_windows
+from streamapp.rul.training.networks import count_params
+from streamapp.rul.training.scoring import coverage, phm08_score, rmse
 
 PROTOCOL = (
     "one prediction per test engine at its last observed cycle; "

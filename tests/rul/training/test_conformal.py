@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from streamapp.rul.conformal import Conformal, conformal_quantile
+from streamapp.rul.training.conformal import Conformal, conformal_quantile
 
 
 def test_quantile_rank() -> None:

@@ -17,9 +17,9 @@ from typing import Any
 from streamapp.contracts.codec import Invalid
 from streamapp.contracts.features import FeatureRecord, feature_record
 from streamapp.contracts.predictions import prediction_record
-from streamapp.rul.artifacts import active_version, list_versions, read_metrics
-from streamapp.rul.sequences import AssetSequence, Outcome, apply, missing_features
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.serving.sequences import AssetSequence, Outcome, apply, missing_features
+from streamapp.rul.training.artifacts import active_version, list_versions, read_metrics
 
 DEFAULT_ASSET = "api"
 

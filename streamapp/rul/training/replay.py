@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from streamapp.contracts.codec import format_ts
-from streamapp.rul.data import CMAPSS_SIGNALS, load_cmapss
-from streamapp.rul.metrics import coverage, phm08_score, rmse
+from streamapp.rul.training.data import CMAPSS_SIGNALS, load_cmapss
+from streamapp.rul.training.scoring import coverage, phm08_score, rmse
 
 BASE_TS_MS = 1_795_320_000_000.0
 CYCLE_MS = 1000.0

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from streamapp.contracts.codec import Invalid
-from streamapp.rul.api import models_summary, parse_predict_request, predict_sequence
-from streamapp.rul.artifacts import load_active
+from streamapp.rul.serving.api import models_summary, parse_predict_request, predict_sequence
+from streamapp.rul.training.artifacts import load_active
 from streamapp.settings import Settings
 from streamapp.web.auth import key_refusal
 from tests.conftest import ROOT

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamapp.rul.sequences import AssetSequence, Outcome, apply, missing_features
+from streamapp.rul.serving.sequences import AssetSequence, Outcome, apply, missing_features
 from tests.contracts.feature_records import parsed
 
 

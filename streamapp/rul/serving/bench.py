@@ -40,9 +40,9 @@ from streamapp.bench.harness import (
 )
 from streamapp.contracts.codec import format_ts, parse_ts
 from streamapp.kafka.clients import consume
-from streamapp.rul import stream_metrics
-from streamapp.rul.agent import register
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving import metrics
+from streamapp.rul.serving.agent import register
+from streamapp.rul.serving.ensemble import Ensemble
 from streamapp.settings import Settings
 from streamapp.sim.pacing import send_paced
 
@@ -85,7 +85,7 @@ def feature_records(
 
 
 def predictions_made() -> float:
-    return stream_metrics.PREDICTIONS._value.get()
+    return metrics.PREDICTIONS._value.get()
 
 
 async def latencies_after(settings: Settings, first_step: int) -> list[float]:

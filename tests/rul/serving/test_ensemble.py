@@ -2,9 +2,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamapp.rul.artifacts import load_active
-from streamapp.rul.data import load_cmapss, sequence_windows
-from streamapp.rul.serving import FORWARD_ROWS, SHAPE_STEP, shape_bucket
+from streamapp.rul.serving.ensemble import FORWARD_ROWS, SHAPE_STEP, shape_bucket
+from streamapp.rul.training.artifacts import load_active
+from streamapp.rul.training.data import load_cmapss, sequence_windows
 from tests.conftest import ROOT
 from tests.rul.synthetic import write_cmapss
 

@@ -15,9 +15,9 @@ import logging
 import time
 from pathlib import Path
 
-from streamapp.rul.artifacts import ArtifactError, active_version, load_ensemble
-from streamapp.rul.serving import Ensemble
-from streamapp.rul.stream_metrics import set_model_version
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.serving.metrics import set_model_version
+from streamapp.rul.training.artifacts import ArtifactError, active_version, load_ensemble
 
 log = logging.getLogger(__name__)
 NO_MODEL_WARNING_INTERVAL_S = 60.0

@@ -6,9 +6,9 @@ import click
 from click.testing import CliRunner
 
 from streamapp.cli.rul import bench_inference, evaluate, models, train
-from streamapp.rul.artifacts import load_active
-from streamapp.rul.data import INFORMATIVE_SENSORS, load_cmapss
-from streamapp.rul.training import TrainConfig
+from streamapp.rul.training.artifacts import load_active
+from streamapp.rul.training.data import INFORMATIVE_SENSORS, load_cmapss
+from streamapp.rul.training.train import TrainConfig
 from tests.rul.synthetic import write_cmapss
 
 

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from streamapp.contracts.predictions import estimate_fields
-from streamapp.rul.conformal import Conformal
-from streamapp.rul.data import Scaler, build_window, pad_window
+from streamapp.rul.training.conformal import Conformal
+from streamapp.rul.training.data import Scaler, build_window, pad_window
 
 #: Batch sizes above this are padded to a multiple of it; smaller ones to a power of two.
 SHAPE_STEP = 64

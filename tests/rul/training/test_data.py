@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamapp.rul.data import (
+from streamapp.rul.training.data import (
     Fleet,
     Scaler,
     build_window,

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamapp.rul.artifacts import (
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.training.artifacts import (
     ArtifactError,
     activate,
     active_version,
@@ -13,9 +14,8 @@ from streamapp.rul.artifacts import (
     load_ensemble,
     save_ensemble,
 )
-from streamapp.rul.data import cmapss_inputs, load_cmapss, sequence_windows
-from streamapp.rul.serving import Ensemble
-from streamapp.rul.training import TrainConfig, train_ensemble
+from streamapp.rul.training.data import cmapss_inputs, load_cmapss, sequence_windows
+from streamapp.rul.training.train import TrainConfig, train_ensemble
 from tests.rul.synthetic import write_cmapss
 
 
