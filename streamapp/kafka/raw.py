@@ -47,8 +47,7 @@ async def dead_letter_message(dlq: faust.TopicT, message: Message, reason: str) 
 
 
 async def send_dead_letter(dlq_topic: faust.TopicT, letter: DeadLetter) -> None:
-    """Count and publish a dead letter without waiting for the broker's ack (Faust flushes
-    on commit).
+    """Count and publish a dead letter without waiting for its ack (Faust flushes on commit).
 
     A value larger than the producer may send (a broker allowing bigger messages on
     the input topic than `kafka_max_message_bytes`) would crash the agent on every
