@@ -13,7 +13,7 @@ def register_all(app: faust.App, settings: Settings) -> None:
     from streamapp.features import agent as features_agent
     from streamapp.ingest import agent as ingest_agent
     from streamapp.observability import faust_metrics
-    from streamapp.rul import agent as rul_agent
+    from streamapp.rul.serving import agent as rul_agent
     from streamapp.web import rul_api, views
     from streamapp.web.base import ApiView
     from streamapp.web.ratelimit import RateLimiter

@@ -47,8 +47,9 @@ from streamapp.archive.records import (
     temp_topic_prefix,
 )
 from streamapp.archive.store import ArchiveStore
-from streamapp.ingest.tesla import decode_tesla
-from streamapp.ingest.validation import Invalid, Telemetry, validate_telemetry
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.telemetry import Telemetry, validate_telemetry
+from streamapp.contracts.tesla import decode_tesla
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)

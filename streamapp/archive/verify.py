@@ -25,7 +25,7 @@ from streamapp.archive.records import (
     temp_topic_prefix,
 )
 from streamapp.archive.store import ArchiveStore
-from streamapp.ingest.validation import Invalid
+from streamapp.contracts.codec import Invalid
 from streamapp.runtime.offsets import partition_bounds
 from streamapp.settings import Settings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from streamapp.cli.options import echo_json, run_async
-from streamapp.ingest.deadletter import parse_headers
+from streamapp.contracts.deadletter import parse_headers
 from streamapp.observability.logs import configure_logging
 from streamapp.settings import configure, get_settings
 

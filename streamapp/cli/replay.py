@@ -85,7 +85,7 @@ def replay(
     print_only: bool,
 ) -> None:
     """Produce C-MAPSS engines as telemetry (run the worker with WINDOW_KIND=cycle)."""
-    from streamapp.rul import replay as cmapss_replay
+    from streamapp.rul.training import replay as cmapss_replay
     from streamapp.sim.pacing import send_paced
 
     settings = get_settings()

@@ -18,7 +18,8 @@ from pathlib import Path
 import click
 import torch
 
-from streamapp.rul.artifacts import (
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.training.artifacts import (
     ArtifactError,
     activate,
     active_version,
@@ -28,19 +29,18 @@ from streamapp.rul.artifacts import (
     read_metrics,
     save_ensemble,
 )
-from streamapp.rul.data import (
+from streamapp.rul.training.data import (
     SCALINGS,
     cmapss_inputs,
     informative_features,
     load_cmapss,
     load_feature_records,
 )
-from streamapp.rul.evaluate import bench_inference as run_bench
-from streamapp.rul.evaluate import evaluate as run_evaluate
-from streamapp.rul.evaluate import format_table, write_report
-from streamapp.rul.networks import MODEL_KINDS
-from streamapp.rul.serving import Ensemble
-from streamapp.rul.training import TrainConfig, member_view, train_ensemble
+from streamapp.rul.training.evaluate import bench_inference as run_bench
+from streamapp.rul.training.evaluate import evaluate as run_evaluate
+from streamapp.rul.training.evaluate import format_table, write_report
+from streamapp.rul.training.networks import MODEL_KINDS
+from streamapp.rul.training.train import TrainConfig, member_view, train_ensemble
 from streamapp.settings import get_settings
 
 
@@ -288,7 +288,7 @@ def bench_rul(
     models_dir: Path | None, records: int, rate: float, seconds: float, as_json: bool
 ) -> None:
     """Streaming predictions/s and feature-to-prediction latency on a private broker."""
-    from streamapp.rul.bench import bench_rul as run_bench_rul
+    from streamapp.rul.serving.bench import bench_rul as run_bench_rul
 
     try:
         result = run_bench_rul(_models_dir(models_dir), records, rate, seconds)

@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamapp.rul.artifacts import active_version
+from streamapp.rul.training.artifacts import active_version
 from streamapp.settings import configure, get_settings
 
 # (label shown, metric family, label filter) of the live summary.

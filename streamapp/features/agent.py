@@ -28,6 +28,9 @@ from typing import Any
 import faust
 from faust.types import Message
 
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.deadletter import DeadLetter
+from streamapp.contracts.telemetry import validate_telemetry
 from streamapp.features import metrics
 from streamapp.features.partition import ExpiryIndex, PartitionClock, clock_key
 from streamapp.features.windows import (
@@ -38,13 +41,10 @@ from streamapp.features.windows import (
     Record,
     WindowSpec,
 )
-from streamapp.ingest.agent import dead_letter_message, raw_topic
-from streamapp.ingest.deadletter import DeadLetter, send_dead_letter
-from streamapp.ingest.metrics import DEAD_LETTERS, reason_kind
-from streamapp.ingest.validation import Invalid, validate_telemetry
 from streamapp.runtime import drain, tables
 from streamapp.runtime.batching import run_batches
 from streamapp.runtime.produce import default_partition
+from streamapp.runtime.raw import dead_letter_message, raw_topic, send_dead_letter
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 
@@ -424,5 +424,4 @@ async def _dead_letter(dlq: faust.TopicT, message: Message, reason: str) -> None
         offset=int(headers[ORIGIN_OFFSET]),
         timestamp=float(headers[ORIGIN_TIMESTAMP]),
     )
-    DEAD_LETTERS.labels(letter.topic, reason_kind(reason)).inc()
     await send_dead_letter(dlq, letter)

@@ -38,11 +38,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from streamapp.contracts.features import encode_features
+from streamapp.contracts.telemetry import Telemetry
 from streamapp.features import accumulators as acc_ops
-from streamapp.ingest.validation import Telemetry, encode_json, format_ts
 
 WindowKind = Literal["tumbling", "hopping", "cycle"]
-SOURCE = "streamapp-features"
 LATE = "late"
 DIRECT = -1
 NO_CYCLE = "late: no cycle field, required by cycle windows"
@@ -595,25 +595,16 @@ class FeatureExtractor:
 
     def _emission(self, item: _Closing, features: dict[str, float | int | None]) -> Emission:
         window = item.window
-        end = format_ts(window.end)
-        metadata: dict[str, Any] = {"source": SOURCE, "window_kind": self.spec.kind}
-        if item.cycle is not None:
-            metadata["cycle"] = item.cycle
-        record = {
-            "asset_id": item.asset_id,
-            "sensor_id": "all",
-            "features": features,
-            "timestamp": end,
-            "window": {
-                "start": format_ts(window.start),
-                "end": end,
-                "count": window.count,
-            },
-            "metadata": metadata,
-        }
-        # Every value is finite or None by now; floats are written as the shortest
-        # round-trip text, so a replayed window's bytes equal the first emission's.
-        return Emission(item.asset_id, window.end, encode_json(record), item.closed_at_ms)
+        value = encode_features(
+            item.asset_id,
+            features,
+            window.start,
+            window.end,
+            window.count,
+            self.spec.kind,
+            item.cycle,
+        )
+        return Emission(item.asset_id, window.end, value, item.closed_at_ms)
 
 
 @dataclass(frozen=True, slots=True)

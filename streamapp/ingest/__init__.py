@@ -1,1 +1,2 @@
-"""Ingestion: the shared validator, Tesla decoding and dead letters."""
+"""Ingestion agents: `telemetry` validated, `tesla_V` normalised (contracts in
+`streamapp.contracts`), refusals dead-lettered."""

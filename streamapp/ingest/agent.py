@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import faust
-from faust.types import Message
 
-from streamapp.ingest.deadletter import DeadLetter, send_dead_letter
-from streamapp.ingest.metrics import DEAD_LETTERS, MESSAGES, NORMALISED, reason_kind
-from streamapp.ingest.tesla import decode_tesla
-from streamapp.ingest.validation import Invalid, validate_telemetry
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.telemetry import validate_telemetry
+from streamapp.contracts.tesla import decode_tesla
+from streamapp.ingest.metrics import MESSAGES, NORMALISED
+from streamapp.runtime.raw import dead_letter_message, raw_topic
 from streamapp.settings import Settings
 
 BATCH = 500
 BATCH_WITHIN_S = 0.2
 
 
-def raw_topic(app: faust.App, name: str) -> faust.TopicT:
-    """A topic read and written as raw bytes: agents decode, so nothing is lost in a codec."""
-    return app.topic(
-        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-
-
 async def dead_letter(dlq: faust.TopicT, event: faust.EventT, reason: str) -> None:
     """Count and publish one refused event."""
     await dead_letter_message(dlq, event.message, reason)
-
-
-async def dead_letter_message(dlq: faust.TopicT, message: Message, reason: str) -> None:
-    """Count and publish one refused message (of an agent on a batch route)."""
-    DEAD_LETTERS.labels(message.topic, reason_kind(reason)).inc()
-    await send_dead_letter(dlq, DeadLetter.from_message(message, reason))
 
 
 def register(app: faust.App, settings: Settings) -> None:

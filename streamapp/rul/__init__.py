@@ -1,1 +1,1 @@
-"""RUL: networks, data, training, conformal intervals, artifacts, streaming."""
+"""RUL: `training/` builds the ensemble offline, `serving/` runs it on the stream."""

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from streamapp.ingest.validation import format_ts
+from streamapp.contracts.codec import format_ts
 
 # Healthy FD001 levels and the direction each sensor moves as the engine wears.
 ENGINE_SENSORS: dict[str, tuple[float, float, float]] = {

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from faust.web import Request, Response, View
 from faust.web.exceptions import WebError
 
-from streamapp.ingest.validation import Invalid, decode_json
+from streamapp.contracts.codec import Invalid, decode_json
 from streamapp.settings import Settings
 from streamapp.web.auth import API_KEY_HEADER, FORWARDED_FOR_HEADER, client_identity, key_refusal
 from streamapp.web.errors import CODE_OF_STATUS, ERRORS, error_body, log_refusal

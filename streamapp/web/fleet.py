@@ -25,8 +25,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamapp.ingest.validation import parse_ts
-from streamapp.rul.stream_metrics import ASSETS_UNDER_THRESHOLD
+from streamapp.contracts.codec import parse_ts
+from streamapp.rul.serving.metrics import ASSETS_UNDER_THRESHOLD
 from streamapp.runtime.clients import wait_for_partitions
 from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings

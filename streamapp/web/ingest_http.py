@@ -12,7 +12,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamapp.ingest.validation import Invalid, Telemetry, decode_json, validate_record
+from streamapp.contracts.codec import Invalid, decode_json
+from streamapp.contracts.telemetry import Telemetry, validate_record
 from streamapp.web.errors import ERRORS, error_body
 
 

@@ -1,4 +1,4 @@
-"""The RUL HTTP API on the worker's web server (logic in streamapp/rul/api.py and jobs.py).
+"""The RUL HTTP API on the worker's web server (logic in `rul.serving.api`, `rul.training.jobs`).
 
 GET  /api/v1/rul/models                      active and serving versions, their metrics
 POST /api/v1/rul/models/{version}/activate   verify and activate a version (X-Api-Key)
@@ -18,15 +18,11 @@ import asyncio
 import faust
 from faust.web import Request, Response
 
-from streamapp.ingest.validation import Invalid
-from streamapp.rul.api import models_summary, parse_predict_request, predict_sequence
-from streamapp.rul.artifacts import (
-    ArtifactError,
-    InvalidVersion,
-    UnknownVersion,
-    activate,
-)
-from streamapp.rul.jobs import (
+from streamapp.contracts.codec import Invalid
+from streamapp.rul.serving.api import models_summary, parse_predict_request, predict_sequence
+from streamapp.rul.serving.live_model import LiveModel
+from streamapp.rul.training.artifacts import ArtifactError, InvalidVersion, UnknownVersion, activate
+from streamapp.rul.training.jobs import (
     DataUnavailable,
     JobBusy,
     ModelsNotWritable,
@@ -34,7 +30,6 @@ from streamapp.rul.jobs import (
     TrainJobs,
     parse_train_request,
 )
-from streamapp.rul.live_model import LiveModel
 from streamapp.settings import Settings
 from streamapp.web.base import ApiError, ApiView
 from streamapp.web.errors import storage_failure

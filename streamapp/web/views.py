@@ -11,7 +11,7 @@ import faust
 from faust.web import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from streamapp.ingest.agent import raw_topic
+from streamapp.runtime.raw import raw_topic
 from streamapp.settings import Settings
 from streamapp.web.base import ApiError, ApiView
 from streamapp.web.errors import ERRORS

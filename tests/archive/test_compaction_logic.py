@@ -20,7 +20,7 @@ from streamapp.archive.compaction import (
 )
 from streamapp.archive.records import ArchivedRecord, parse_hour_label
 from streamapp.archive.store import backoff_delay, is_transient
-from streamapp.ingest.validation import Invalid
+from streamapp.contracts.codec import Invalid
 from streamapp.settings import Settings
 
 

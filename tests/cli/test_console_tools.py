@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from streamapp.dev.kafka import TOOLS
-from streamapp.rul import replay as cmapss_replay
-from streamapp.rul.data import CMAPSS_SIGNALS
+from streamapp.rul.training import replay as cmapss_replay
+from streamapp.rul.training.data import CMAPSS_SIGNALS
 from tests.conftest import CMAPSS, settings_from_env
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from streamapp.contracts.codec import format_ts
+from streamapp.contracts.telemetry import Telemetry
 from streamapp.features.windows import WindowSpec
-from streamapp.ingest.validation import Telemetry, format_ts
 
 
 def numpy_features(x: np.ndarray, t: np.ndarray) -> dict[str, float]:

@@ -17,6 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamapp.contracts.codec import format_ts, parse_ts
+from streamapp.contracts.telemetry import Telemetry
 from streamapp.features.partition import ExpiryIndex, PartitionClock, clock_key
 from streamapp.features.windows import (
     DIRECT,
@@ -26,7 +28,6 @@ from streamapp.features.windows import (
     Record,
     WindowSpec,
 )
-from streamapp.ingest.validation import Telemetry, format_ts, parse_ts
 from tests.features.offline import offline_features
 
 T0 = 1_795_320_000_000.0

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from streamapp.contracts.telemetry import Telemetry, validate_telemetry
 from streamapp.features.agent import extractor_from
-from streamapp.ingest.validation import Telemetry, validate_telemetry
 from streamapp.runtime.clients import consume, produce_lines
 from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import settings_from_env

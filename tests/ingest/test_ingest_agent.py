@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-from streamapp.ingest.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, parse_headers
+from streamapp.contracts.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, parse_headers
 from streamapp.runtime.clients import consume, produce_lines
 from streamapp.settings import Settings
 from tests.conftest import settings_from_env
-from tests.ingest.tesla_payloads import VIN, protobuf_payload
+from tests.contracts.tesla_payloads import VIN, protobuf_payload
 
 
 async def read_all(settings: Settings, topic: str, expected: int, timeout: float = 60.0) -> list:

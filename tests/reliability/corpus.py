@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from tesla_protocol.telemetry import vehicle_data_pb2
 
-from streamapp.ingest.tesla import decode_tesla
-from streamapp.ingest.validation import Invalid, format_ts
+from streamapp.contracts.codec import Invalid, format_ts
+from streamapp.contracts.tesla import decode_tesla
 from streamapp.sim.fleet import Simulation, messages
 
 START_MS = 1_795_320_000_000.0

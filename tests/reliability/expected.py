@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from streamapp.contracts.codec import Invalid, format_ts
+from streamapp.contracts.features import FeatureRecord, parse_feature_record
+from streamapp.contracts.telemetry import Telemetry, validate_telemetry
+from streamapp.contracts.tesla import decode_tesla
 from streamapp.features.windows import WindowSpec
-from streamapp.ingest.tesla import decode_tesla
-from streamapp.ingest.validation import Invalid, Telemetry, format_ts, validate_telemetry
-from streamapp.rul.sequences import FeatureRecord, missing_features, parse_feature_record
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.serving.sequences import missing_features
 from tests.features.offline import offline_features
 from tests.reliability.corpus import Message
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamapp.features.agent import extractor_from
-from streamapp.rul.artifacts import load_active
+from streamapp.rul.training.artifacts import load_active
 from streamapp.settings import Settings
 from tests.conftest import ROOT
 from tests.reliability.corpus import Message

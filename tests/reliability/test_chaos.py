@@ -28,13 +28,13 @@ import pytest
 
 from streamapp.archive.compaction import compact
 from streamapp.archive.verify import is_clean, verify
+from streamapp.contracts.codec import format_ts
 from streamapp.features.agent import repartition_topic_name
-from streamapp.ingest.validation import format_ts
-from streamapp.rul import replay as cmapss_replay
-from streamapp.rul.artifacts import load_active
-from streamapp.rul.data import load_cmapss
-from streamapp.rul.evaluate import evaluate
-from streamapp.rul.serving import Ensemble
+from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.training import replay as cmapss_replay
+from streamapp.rul.training.artifacts import load_active
+from streamapp.rul.training.data import load_cmapss
+from streamapp.rul.training.evaluate import evaluate
 from tests.conftest import CMAPSS, provision, settings_from_env, stack_env
 from tests.reliability import corpus
 from tests.reliability.brokers import ProxiedBrokers

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tesla_protocol.telemetry import vehicle_data_pb2
 
-from streamapp.ingest.tesla import decode_tesla
-from streamapp.ingest.validation import Invalid, Telemetry, validate_telemetry
-from streamapp.rul.sequences import FeatureRecord, parse_feature_record
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.features import FeatureRecord, parse_feature_record
+from streamapp.contracts.telemetry import Telemetry, validate_telemetry
+from streamapp.contracts.tesla import decode_tesla
 from streamapp.web.ingest_http import Refusal, parse_batch
 
 MAX_BYTES = 64 * 1024

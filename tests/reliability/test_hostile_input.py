@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import pytest
 
-from streamapp.ingest.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, parse_headers
-from streamapp.rul.artifacts import load_active
+from streamapp.contracts.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, parse_headers
+from streamapp.rul.training.artifacts import load_active
 from tests.conftest import settings_from_env
 from tests.reliability import corpus
 from tests.reliability.pipeline import MODELS, PIPELINE_ENV, Emitted, Expected

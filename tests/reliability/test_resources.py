@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from rocksdict import AccessType, Options, Rdict
 
+from streamapp.contracts.codec import format_ts
 from streamapp.features.agent import TABLE_NAME
 from streamapp.features.partition import is_asset_key
-from streamapp.ingest.validation import format_ts
 from streamapp.runtime.produce import default_partition
 from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import ROOT, settings_from_env

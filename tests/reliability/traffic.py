@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streamapp.features.windows import SOURCE as FEATURE_SOURCE
+from streamapp.contracts.features import SOURCE as FEATURE_SOURCE
 from streamapp.runtime.clients import ConsumedRecord
 from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.runtime.offsets import partition_bounds

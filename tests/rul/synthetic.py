@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamapp.rul.data import CMAPSS_COLUMNS
+from streamapp.rul.training.data import CMAPSS_COLUMNS
 
 CONDITIONS = np.array([[0.0, 0.0, 100.0], [20.0, 0.7, 100.0], [42.0, 0.84, 60.0]])
 

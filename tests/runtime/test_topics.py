@@ -10,7 +10,7 @@ import pytest
 
 from streamapp.features.agent import TABLE_NAME as FEATURE_TABLE
 from streamapp.features.agent import repartition_topic_name
-from streamapp.rul.agent import TABLE_NAME as RUL_TABLE
+from streamapp.rul.serving.agent import TABLE_NAME as RUL_TABLE
 from streamapp.runtime import topics
 from streamapp.settings import Settings
 from tests.conftest import STACK_SETTINGS

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 
-from streamapp.ingest.validation import Invalid, Telemetry, validate_telemetry
+from streamapp.contracts.codec import Invalid
+from streamapp.contracts.telemetry import Telemetry, validate_telemetry
 from streamapp.sim.fleet import Simulation, messages
 
 

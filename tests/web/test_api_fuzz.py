@@ -37,7 +37,7 @@ from schemathesis.checks import (
 )
 
 from streamapp.archive.verify import verify
-from streamapp.rul.artifacts import load_active
+from streamapp.rul.training.artifacts import load_active
 from tests.support.ops import (
     counter_total,
     post,

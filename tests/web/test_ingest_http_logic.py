@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streamapp.ingest.validation import Telemetry
+from streamapp.contracts.telemetry import Telemetry
 from streamapp.web.auth import key_is_valid
 from streamapp.web.ingest_http import Refusal, parse_batch
 

@@ -25,10 +25,10 @@ from schemathesis.checks import (
 )
 
 from streamapp.app import create_app
-from streamapp.ingest.validation import MAX_ASSET_ID_CHARS
-from streamapp.rul.artifacts import MAX_VERSION_CHARS, VERSION_RE, active_version
-from streamapp.rul.jobs import FORMATS, MODELS_TEXT_RE, SUBSET_RE, TrainRequest
-from streamapp.rul.networks import MODEL_KINDS
+from streamapp.contracts.codec import MAX_ASSET_ID_CHARS
+from streamapp.rul.training.artifacts import MAX_VERSION_CHARS, VERSION_RE, active_version
+from streamapp.rul.training.jobs import FORMATS, MODELS_TEXT_RE, SUBSET_RE, TrainRequest
+from streamapp.rul.training.networks import MODEL_KINDS
 from streamapp.settings import Settings
 from streamapp.web.errors import ERRORS
 from streamapp.web.rul_api import MAX_STEPS
