@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -115,6 +116,10 @@ def test_worker_topics_are_created_when_missing_and_existing_ones_left_alone(
     created = asyncio.run(topics.ensure_topics(settings, specs))
     assert sorted(created) == sorted(s.name for s in specs if s.name != settings.topic_tesla)
     found = asyncio.run(topics.describe(settings))
+    deadline = time.monotonic() + 15
+    while not set(created) <= set(found) and time.monotonic() < deadline:
+        time.sleep(0.2)  # a created topic reaches every broker's metadata a moment later
+        found = asyncio.run(topics.describe(settings))
     assert found[settings.topic_tesla] == 2  # existing: not touched
     assert all(found[name] == 3 for name in created)
     assert asyncio.run(topics.ensure_topics(settings, specs)) == []
