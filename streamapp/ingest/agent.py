@@ -28,9 +28,14 @@ async def dead_letter(dlq: faust.TopicT, event: faust.EventT, reason: str) -> No
 
 
 async def dead_letter_message(dlq: faust.TopicT, message: Message, reason: str) -> None:
-    """Count and publish one refused message (of an agent on a batch route)."""
+    """Count and publish one refused message."""
+    await send_dead_letter(dlq, refused(message, reason))
+
+
+def refused(message: Message, reason: str) -> DeadLetter:
+    """Count one refused message; its dead letter (a batched agent's checkpoint sends it)."""
     DEAD_LETTERS.labels(message.topic, reason_kind(reason)).inc()
-    await send_dead_letter(dlq, DeadLetter.from_message(message, reason))
+    return DeadLetter.from_message(message, reason)
 
 
 def register(app: faust.App, settings: Settings) -> None:
