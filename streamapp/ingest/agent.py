@@ -24,12 +24,7 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
 
 async def dead_letter(dlq: faust.TopicT, event: faust.EventT, reason: str) -> None:
     """Count and publish one refused event."""
-    await dead_letter_message(dlq, event.message, reason)
-
-
-async def dead_letter_message(dlq: faust.TopicT, message: Message, reason: str) -> None:
-    """Count and publish one refused message."""
-    await send_dead_letter(dlq, refused(message, reason))
+    await send_dead_letter(dlq, refused(event.message, reason))
 
 
 def refused(message: Message, reason: str) -> DeadLetter:
