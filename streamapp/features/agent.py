@@ -4,26 +4,22 @@ Thin on purpose: windows and features live in `windows.py`; this module moves by
 Its topics (`telemetry` and the repartition topic) are a batch route of
 `streamapp.runtime.drain`: the fetch loop hands it lists of raw messages, past Faust's
 per-message delivery. Per batch (up to `feature_batch_size` messages or
-`feature_batch_within_s` seconds, `streamapp.runtime.batching`) it decodes, repartitions
-misrouted records, and then, `CHUNK_ASSETS` assets at a time (a bound on memory),
-applies the records to each asset's state, publishes closed windows and late records
-and waits for the broker to have them, then writes each touched asset's state once
-(one RocksDB put, one changelog record, acknowledged); after the last chunk each
-partition's clock, then deletes the assets that expired, and only then acks the input
-messages, so Faust never commits an offset whose effect is not in the changelog.
-The state carries the offsets it has applied, so a redelivered record is skipped; the
-partition clock carries them too, for the assets deleted since. A batch that straddles
-a rebalance writes no further state and acks nothing (it comes again). See docs/design.md,
-"Exactly-once state on an at-least-once broker" and "Silent assets expire".
+`feature_batch_within_s` seconds, `streamapp.runtime.batching`) `FeatureAgent` decodes,
+repartitions misrouted records, and then, `CHUNK_ASSETS` assets at a time (a bound on
+memory), applies the records to each asset's state and flushes the chunk's closed
+windows, late records and states through the batch's checkpoint; then each partition's
+clock and the deletions of the assets that expired, then the silent assets' expiry
+rounds. The checkpoint (`streamapp.runtime.checkpoint`) commits in the one order that
+makes this exactly once in effect, acks last, and drops a batch that straddles a
+rebalance. The state carries the offsets it has applied, so a redelivered record is
+skipped; the partition clock carries them too, for the assets deleted since. See
+docs/design.md, "Exactly-once state on an at-least-once broker" and "Silent assets expire".
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable
-from typing import Any
 
 import faust
 from faust.types import Message
@@ -43,8 +39,9 @@ from streamapp.features.windows import (
 )
 from streamapp.runtime import drain, tables
 from streamapp.runtime.batching import run_batches
+from streamapp.runtime.checkpoint import Checkpoint
 from streamapp.runtime.produce import default_partition
-from streamapp.runtime.raw import dead_letter_message, raw_topic, send_dead_letter
+from streamapp.runtime.raw import raw_topic
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 
@@ -78,88 +75,60 @@ def repartition_topic_name(settings: Settings) -> str:
     return f"{settings.kafka_group_id}-features-repartition"
 
 
-def register(app: faust.App, settings: Settings) -> None:
-    """Attach the feature agent, its table and topics, and fetch-based recovery, to `app`."""
-    app.sensors.add(metrics.RecoverySensor())
-    extractor = extractor_from(settings)
-    partitions = settings.topic_partitions
-    max_bytes = settings.max_payload_bytes
-    repartition_name = repartition_topic_name(settings)
-    # internal: Faust's conductor then creates the repartition topic (and telemetry, if
-    # missing) with `partitions` before subscribing. Otherwise the subscription makes the
-    # broker auto-create it with its own default count (4 on Tansu): not co-partitioned
-    # with the table, and forwarding to a home partition >= 4 fails ("Unrecognized
-    # partition").
-    # The route's queue has room for a whole batch while the previous one is applied
-    # and acknowledged.
-    batch_route = drain.route(
-        app,
-        (settings.topic_telemetry, repartition_name),
-        depth=max(drain.ROUTE_DEPTH, -(-settings.feature_batch_size // drain.ROUTE_BATCH)),
-    )
-    source = drain.routed_topic(
-        app,
-        batch_route,
-        partitions=partitions,
-        internal=True,
-    )
-    repartition = app.topic(
-        repartition_name,
-        partitions=partitions,
-        internal=True,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    output = raw_topic(app, settings.topic_features)
-    dlq = raw_topic(app, settings.dlq_topic(settings.topic_telemetry))
-    table = app.Table(
-        TABLE_NAME,
-        partitions=partitions,
-        key_type=bytes,
-        value_type=bytes,
-        help="Per-asset open windows (moment accumulators) and applied offsets.",
-    )
-    state = FeatureTable(table, extractor.spec, settings.feature_state_cache_assets)
-    open_windows: dict[str, int] = {}
-    homes: dict[bytes, int] = {}
+class FeatureAgent:
+    """Applies the batches of the `features` agent to the feature table (module docstring).
 
-    @app.on_partitions_revoked.connect
-    async def _forget_states(app: faust.App, revoked: object, **kwargs: object) -> None:
-        state.forget()
-        open_windows.clear()
+    Collaborators: the extractor, the table, the topics it sends to; caches of its own
+    (each asset's home partition, its open-window count for the gauge), and the decoded
+    states and partition clocks of `FeatureTable`, dropped at every rebalance.
+    """
 
-    @app.on_partitions_assigned.connect
-    async def _forget_states_again(app: faust.App, assigned: object, **kwargs: object) -> None:
-        state.forget()
+    def __init__(
+        self,
+        settings: Settings,
+        extractor: FeatureExtractor,
+        table: faust.Table,
+        output: faust.TopicT,
+        repartition: faust.TopicT,
+        dlq: faust.TopicT,
+    ) -> None:
+        self.extractor = extractor
+        self.table = table
+        self.state = FeatureTable(table, extractor.spec, settings.feature_state_cache_assets)
+        self.output = output
+        self.repartition = repartition
+        self.dlq = dlq
+        self.repartition_name = repartition_topic_name(settings)
+        self.partitions = settings.topic_partitions
+        self.max_bytes = settings.max_payload_bytes
+        self.open_windows: dict[str, int] = {}
+        self.homes: dict[bytes, int] = {}
 
-    @app.agent(source, name="features")
-    async def extract_features(stream: faust.StreamT) -> None:
-        """Windowed features per asset, exactly once in effect (see module docstring).
+    def forget(self) -> None:
+        """Drop what was read from the table (a failed batch may have changed it)."""
+        self.state.forget()
 
-        The stream subscribes the topics; their messages arrive on the batch route.
-        """
-        await run_batches(
-            app,
-            batch_route.queue,
-            settings.feature_batch_size,
-            settings.feature_batch_within_s,
-            apply_batch,
-            state.forget,
-        )
+    async def on_revoked(self, sender: object, revoked: object, **kwargs: object) -> None:
+        """Partitions revoked: their states and open windows are another worker's now."""
+        self.state.forget()
+        self.open_windows.clear()
 
-    async def apply_batch(messages: list[Message]) -> None:
-        """Decode, apply, publish and acknowledge-ready one batch (see module docstring)."""
-        generation = app.consumer_generation_id
+    async def on_assigned(self, sender: object, assigned: object, **kwargs: object) -> None:
+        """Partitions assigned: the table may have recovered other states meanwhile."""
+        self.state.forget()
+
+    async def handle(self, messages: list[Message], checkpoint: Checkpoint) -> None:
+        """Decode, forward, apply and flush one batch, a chunk of assets at a time, then
+        the partition clocks and deletions, then the silent assets' expiry (module
+        docstring); the batch driver commits the rest."""
         by_asset: dict[str, list[Record]] = {}
         last_message: dict[str, Message] = {}
-        sent: list[Awaitable[Any]] = []
         clocks: dict[int, PartitionClock] = {}  # each partition's, advanced by this batch
         anchors: dict[int, Message] = {}  # a message of each partition: table access
         guarded = 0
+        state = self.state
         for message in messages:
-            record = _decode(message, homes, repartition_name, partitions, max_bytes)
+            record = self._decode(message)
             if isinstance(record, Record):
                 partition = message.partition
                 clock = clocks.get(partition)
@@ -175,12 +144,11 @@ def register(app: faust.App, settings: Settings) -> None:
                 by_asset.setdefault(record.asset_id, []).append(record)
                 last_message[record.asset_id] = message
             elif isinstance(record, tuple):
-                sent.append(await _forward(repartition, message, *record))
+                await self._forward(checkpoint, message, *record)
                 metrics.RECORDS.labels("forwarded").inc()
             else:
                 metrics.RECORDS.labels(record).inc()
         if not clocks:
-            await asyncio.gather(*sent)
             return
         assets = list(last_message)
         expired: list[str] = []
@@ -191,7 +159,7 @@ def register(app: faust.App, settings: Settings) -> None:
                 found = state.load(asset_id, last_message[asset_id])
                 if found is not None:
                     states[asset_id] = found
-            result = extractor.process(
+            result = self.extractor.process(
                 {asset_id: by_asset[asset_id] for asset_id in chunk},
                 states,
                 {
@@ -200,47 +168,41 @@ def register(app: faust.App, settings: Settings) -> None:
                 },
             )
             state.remember(result)
-            await _publish(result, output, dlq, sent)
-            sent = []
-            if app.consumer_generation_id != generation:
-                # Rebalanced meanwhile: these messages come again, maybe to another worker.
+            await self._publish(result, checkpoint)
+            for asset_id, new in result.states.items():
+                checkpoint.write(
+                    self.table, asset_id.encode(), new.to_bytes(), last_message[asset_id]
+                )
+            if not await checkpoint.flush():
                 state.forget()
                 return
-            # Each chunk's states once its windows are published, then (below) the clocks,
-            # whose offsets cover this batch, then the deletions: a crash between any two
-            # leaves nothing a replay would get wrong.
-            if result.states:
-                await tables.write(
-                    table,
-                    {
-                        asset_id.encode(): (new.to_bytes(), last_message[asset_id])
-                        for asset_id, new in result.states.items()
-                    },
-                )
             for asset_id, new in result.states.items():
                 state.index(last_message[asset_id].partition).set(asset_id, new.watermark)
-                open_windows[asset_id] = extractor.open_windows(new)
+                self.open_windows[asset_id] = self.extractor.open_windows(new)
             expired += result.expired
             metrics.REPLAYED_EVENTS.inc(result.replayed)
             metrics.RECORDS.labels("applied").inc(result.applied)
             metrics.RECORDS.labels("replayed").inc(result.replayed)
             metrics.RECORDS.labels("rejected").inc(len(result.rejected))
-        await tables.write(
-            table,
-            {clock_key(p): (clock.to_bytes(), anchors[p]) for p, clock in clocks.items()},
-        )
-        state.clocks.update(clocks)
-        await _forget_expired(expired, last_message)
         metrics.REPLAYED_EVENTS.inc(guarded)
         metrics.RECORDS.labels("replayed").inc(guarded)
-        await _expire_silent(clocks, anchors, generation)
+        # The clocks, whose offsets cover this batch, after the asset states; the
+        # deletions last (the checkpoint's stage 2 writes before it deletes).
+        for partition, clock in clocks.items():
+            checkpoint.write(self.table, clock_key(partition), clock.to_bytes(), anchors[partition])
+        if not await self._delete(expired, last_message, checkpoint):
+            return
+        state.clocks.update(clocks)
+        self._expired(expired, last_message)
+        await self._expire_silent(clocks, anchors, checkpoint)
 
     async def _expire_silent(
-        clocks: dict[int, PartitionClock], anchors: dict[int, Message], generation: int
+        self, clocks: dict[int, PartitionClock], anchors: dict[int, Message], checkpoint: Checkpoint
     ) -> None:
         """Expire the silent assets the partition clocks have passed, `CHUNK_ASSETS` at a
         time (each chunk's windows are published before its states are deleted)."""
-        while app.consumer_generation_id == generation:
+        state = self.state
+        while checkpoint.current:
             states: dict[str, AssetState] = {}
             stream_end: dict[str, float] = {}
             homes_of: dict[str, Message] = {}
@@ -256,52 +218,149 @@ def register(app: faust.App, settings: Settings) -> None:
                     homes_of[asset_id] = anchors[partition]
             if not states:
                 return
-            result = extractor.process({}, states, stream_end)
+            result = self.extractor.process({}, states, stream_end)
             state.remember(result)
-            await _publish(result, output, dlq, [])
-            if app.consumer_generation_id != generation or not result.expired:
+            await self._publish(result, checkpoint)
+            if not result.expired:
                 state.forget()
                 return
-            await _forget_expired(result.expired, homes_of)
+            if not await self._delete(result.expired, homes_of, checkpoint):
+                return
+            self._expired(result.expired, homes_of)
 
-    async def _forget_expired(expired: list[str], homes_of: dict[str, Message]) -> None:
-        """Delete the expired assets' states (table, changelog, cache, index, gauge)."""
-        if expired:
-            await tables.delete(
-                table, {asset_id.encode(): homes_of[asset_id] for asset_id in expired}
-            )
+    async def _delete(
+        self, expired: list[str], homes_of: dict[str, Message], checkpoint: Checkpoint
+    ) -> bool:
+        """Flush the deletion of the expired assets' states (and what else was collected);
+        False, with the cached states dropped, if the batch was dropped instead."""
         for asset_id in expired:
-            state.index(homes_of[asset_id].partition).remove(asset_id)
-            open_windows.pop(asset_id, None)
+            checkpoint.delete(self.table, asset_id.encode(), homes_of[asset_id])
+        if await checkpoint.flush():
+            return True
+        self.state.forget()
+        return False
+
+    def _expired(self, expired: list[str], homes_of: dict[str, Message]) -> None:
+        """Forget the deleted assets (index, open windows), count them, update the gauge."""
+        for asset_id in expired:
+            self.state.index(homes_of[asset_id].partition).remove(asset_id)
+            self.open_windows.pop(asset_id, None)
         metrics.ASSETS_EXPIRED.inc(len(expired))
-        metrics.WINDOWS_OPEN.set(sum(open_windows.values()))
+        metrics.WINDOWS_OPEN.set(sum(self.open_windows.values()))
 
-    async def _publish(
-        result: BatchResult,
-        output: faust.TopicT,
-        dlq: faust.TopicT,
-        sent: list[Awaitable[Any]],
-    ) -> None:
-        """Send closed windows and late records, and wait until the broker holds them.
-
-        Waiting here, before the state is written, is what keeps a crash from leaving
-        a local state that has moved past a window whose emission never reached Kafka.
-        Forwarded records (`sent`) are waited for too: their source offsets are acked
-        after this batch.
-        """
+    async def _publish(self, result: BatchResult, checkpoint: Checkpoint) -> None:
+        """Send closed windows and late records, and wait until the broker holds them
+        (and the forwards sent before), so the emissions are timed as delivered."""
         for emission in result.emissions:
-            sent.append(await output.send(key=emission.asset_id.encode(), value=emission.value))
+            await checkpoint.send(self.output, emission.asset_id.encode(), emission.value)
         for message, reason in result.rejected:
             metrics.LATE_EVENTS.inc()
-            await _dead_letter(dlq, message, reason)
-        await asyncio.gather(*sent)
-        if result.rejected:
-            await app.producer.flush()
+            await checkpoint.dead_letter(self.dlq, _dead_letter(message, reason))
+        await checkpoint.delivered()
         now_ms = time.time() * 1000.0
         for emission in result.emissions:
             metrics.WINDOWS_EMITTED.inc()
             if emission.closed_at_ms == emission.closed_at_ms:
                 metrics.FEATURE_LATENCY.observe(max(0.0, now_ms - emission.closed_at_ms) / 1000)
+
+    def _decode(self, message: Message) -> Record | tuple[bytes, int] | str:
+        """A record for the extractor, `(asset key, home partition)` to forward it, or
+        `invalid`.
+
+        Invalid `telemetry` is skipped without a dead letter because the ingest agent,
+        which reads the same topic, already dead-letters it with the validator's reason.
+        `homes` caches each asset's home partition (murmur2 in pure Python is not cheap).
+        """
+        telemetry = validate_telemetry(message.value, message.key, self.max_bytes)
+        if isinstance(telemetry, Invalid):
+            return "invalid"
+        asset_id = telemetry.asset_id
+        kafka_ts_ms = (message.timestamp or 0.0) * 1000.0
+        if message.topic == self.repartition_name:
+            headers = dict(message.headers or ())
+            origin = int(headers[ORIGIN_PARTITION])
+            offset = int(headers[ORIGIN_OFFSET])
+            return Record(asset_id, origin, offset, telemetry, kafka_ts_ms, message)
+        asset_key = asset_id.encode()
+        homes = self.homes
+        home = homes.get(asset_key)
+        if home is None:
+            if len(homes) >= _HOMES_CACHED:
+                homes.clear()
+            home = homes[asset_key] = default_partition(asset_key, self.partitions)
+        if message.key == asset_key and message.partition == home:
+            return Record(asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, message)
+        return asset_key, home
+
+    async def _forward(
+        self, checkpoint: Checkpoint, message: Message, asset_key: bytes, home: int
+    ) -> None:
+        """Send a misrouted record to its asset's home partition, with its origin in headers."""
+        await checkpoint.send(
+            self.repartition,
+            asset_key,
+            message.value,
+            partition=home,
+            headers=[
+                (ORIGIN_TOPIC, message.topic.encode()),
+                (ORIGIN_KEY, message.key or b""),
+                (ORIGIN_PARTITION, str(message.partition).encode()),
+                (ORIGIN_OFFSET, str(message.offset).encode()),
+                (ORIGIN_TIMESTAMP, repr(message.timestamp).encode()),
+            ],
+        )
+
+
+def register(app: faust.App, settings: Settings) -> FeatureAgent:
+    """Attach the feature agent, its table and topics, and fetch-based recovery, to `app`."""
+    app.sensors.add(metrics.RecoverySensor())
+    partitions = settings.topic_partitions
+    # internal: Faust's conductor then creates the repartition topic (and telemetry, if
+    # missing) with `partitions` before subscribing. Otherwise the subscription makes the
+    # broker auto-create it with its own default count (4 on Tansu): not co-partitioned
+    # with the table, and forwarding to a home partition >= 4 fails ("Unrecognized
+    # partition").
+    # The route's queue has room for a whole batch while the previous one is applied
+    # and acknowledged.
+    repartition_name = repartition_topic_name(settings)
+    batch_route = drain.route(
+        app,
+        (settings.topic_telemetry, repartition_name),
+        depth=max(drain.ROUTE_DEPTH, -(-settings.feature_batch_size // drain.ROUTE_BATCH)),
+    )
+    source = drain.routed_topic(app, batch_route, partitions=partitions, internal=True)
+    repartition = app.topic(
+        repartition_name, partitions=partitions, internal=True, **drain.RAW_CODECS
+    )
+    output = raw_topic(app, settings.topic_features)
+    dlq = raw_topic(app, settings.dlq_topic(settings.topic_telemetry))
+    table = app.Table(
+        TABLE_NAME,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Per-asset open windows (moment accumulators) and applied offsets.",
+    )
+    agent = FeatureAgent(settings, extractor_from(settings), table, output, repartition, dlq)
+    app.on_partitions_revoked.connect(agent.on_revoked)
+    app.on_partitions_assigned.connect(agent.on_assigned)
+
+    @app.agent(source, name="features")
+    async def extract_features(stream: faust.StreamT) -> None:
+        """Windowed features per asset, exactly once in effect (see module docstring).
+
+        The stream subscribes the topics; their messages arrive on the batch route.
+        """
+        await run_batches(
+            app,
+            batch_route.queue,
+            settings.feature_batch_size,
+            settings.feature_batch_within_s,
+            agent.handle,
+            agent.forget,
+        )
+
+    return agent
 
 
 class FeatureTable:
@@ -357,64 +416,12 @@ class FeatureTable:
             self.cache.pop(asset_id)
 
 
-def _decode(
-    message: Message,
-    homes: dict[bytes, int],
-    repartition_name: str,
-    partitions: int,
-    max_bytes: int,
-) -> Record | tuple[bytes, int] | str:
-    """A record for the extractor, `(asset key, home partition)` to forward it, or `invalid`.
-
-    Invalid `telemetry` is skipped without a dead letter because the ingest agent,
-    which reads the same topic, already dead-letters it with the validator's reason.
-    `homes` caches each asset's home partition (murmur2 in pure Python is not cheap).
-    """
-    telemetry = validate_telemetry(message.value, message.key, max_bytes)
-    if isinstance(telemetry, Invalid):
-        return "invalid"
-    asset_id = telemetry.asset_id
-    kafka_ts_ms = (message.timestamp or 0.0) * 1000.0
-    if message.topic == repartition_name:
-        headers = dict(message.headers or ())
-        origin = int(headers[ORIGIN_PARTITION])
-        offset = int(headers[ORIGIN_OFFSET])
-        return Record(asset_id, origin, offset, telemetry, kafka_ts_ms, message)
-    asset_key = asset_id.encode()
-    home = homes.get(asset_key)
-    if home is None:
-        if len(homes) >= _HOMES_CACHED:
-            homes.clear()
-        home = homes[asset_key] = default_partition(asset_key, partitions)
-    if message.key == asset_key and message.partition == home:
-        return Record(asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, message)
-    return asset_key, home
-
-
-async def _forward(
-    repartition: faust.TopicT, message: Message, asset_key: bytes, home: int
-) -> Awaitable[Any]:
-    """Send a misrouted record to its asset's home partition, with its origin in headers."""
-    return await repartition.send(
-        key=asset_key,
-        value=message.value,
-        partition=home,
-        headers=[
-            (ORIGIN_TOPIC, message.topic.encode()),
-            (ORIGIN_KEY, message.key or b""),
-            (ORIGIN_PARTITION, str(message.partition).encode()),
-            (ORIGIN_OFFSET, str(message.offset).encode()),
-            (ORIGIN_TIMESTAMP, repr(message.timestamp).encode()),
-        ],
-    )
-
-
-async def _dead_letter(dlq: faust.TopicT, message: Message, reason: str) -> None:
-    """Dead-letter a rejected record under its original key and coordinates."""
+def _dead_letter(message: Message, reason: str) -> DeadLetter:
+    """A rejected record's dead letter, under its original key and coordinates (counted
+    when the checkpoint sends it)."""
     headers = dict(message.headers or ())
     if ORIGIN_PARTITION not in headers:
-        await dead_letter_message(dlq, message, reason)
-        return
+        return DeadLetter.from_message(message, reason)
     letter = DeadLetter(
         key=headers[ORIGIN_KEY],
         value=message.value,
@@ -424,4 +431,4 @@ async def _dead_letter(dlq: faust.TopicT, message: Message, reason: str) -> None
         offset=int(headers[ORIGIN_OFFSET]),
         timestamp=float(headers[ORIGIN_TIMESTAMP]),
     )
-    await send_dead_letter(dlq, letter)
+    return letter

@@ -4,17 +4,12 @@ Faust's per-message delivery (conductor, decode, `Event`, channel queue) and its
 `take_events` (a generator round trip, sensors and an ack per event) cost more CPU than
 the work of a batched agent, and `table[key] = value` queues each changelog record in
 the producer buffer, which stalls every stream of the worker once 100 records are
-pending. A batched agent instead:
-
-* reads the lists of raw messages its batch route (`streamapp.runtime.drain`) delivers
-  (`take`), up to N messages or T seconds after the first, and drops messages of a
-  previous consumer generation (a rebalance happened: they come again, maybe to
-  another worker);
-* writes each touched key once per batch straight into the table's store and sends the
-  changelog records itself (`streamapp.runtime.tables`);
-* acks its messages only after the batch was handled and only if no rebalance happened
-  meanwhile (`run_batches`), so a crash mid-batch replays the batch from the committed
-  offsets.
+pending. A batched agent instead reads the lists of raw messages its batch route
+(`streamapp.runtime.drain`) delivers (`take`), up to N messages or T seconds after the
+first, drops messages of a previous consumer generation (a rebalance happened: they come
+again, maybe to another worker), and hands each batch's sends, state writes and acks to
+a `streamapp.runtime.checkpoint.Checkpoint`, which `run_batches` commits (its module
+docstring has the order, and why it is exactly once in effect).
 """
 
 from __future__ import annotations
@@ -26,7 +21,8 @@ from typing import TypeVar
 import faust
 from faust.types import Message
 
-from streamapp.runtime.drain import ack_all, untrack
+from streamapp.runtime.checkpoint import AppEffects, Checkpoint
+from streamapp.runtime.drain import untrack
 
 
 async def take(queue: asyncio.Queue[list[Message]], max_: int, within: float) -> list[Message]:
@@ -58,20 +54,24 @@ async def run_batches(
     queue: asyncio.Queue[list[Message]],
     max_: int,
     within: float,
-    handle: Callable[[list[Message]], Awaitable[Finish | None]],
+    handle: Callable[[list[Message], Checkpoint], Awaitable[Finish | None]],
     forget: Callable[[], None],
 ) -> None:
-    """The loop of a batched agent: take, drop stale messages, `handle` <= `max_`, then ack.
+    """The loop of a batched agent: take, drop stale messages, `handle` <= `max_` with the
+    batch's checkpoint, then commit it.
 
     `handle` may return a `Finish`, the rest of the batch's work (say: inference in worker
     threads, then writes and sends). The loop then takes and handles the next batch while
-    that runs, and runs each finish only after the previous one completed, so writes,
-    sends and acks stay in batch order. A batch is acked once its finish completed.
+    that runs, and runs each finish only after the previous batch was committed, so
+    writes, sends and acks stay in batch order. A batch is committed once its finish
+    completed.
 
-    When `handle` or a finish raises, `forget` drops whatever the agent cached from the
-    failed batch (neither in the changelog nor acked) and the worker stops, so that it
-    replays from the committed offsets instead of Faust restarting the agent past it.
+    When `handle`, a finish or a commit raises, `forget` drops whatever the agent cached
+    from the failed batch (neither in the changelog nor acked) and the worker stops, so
+    that it replays from the committed offsets instead of Faust restarting the agent past
+    it.
     """
+    effects = AppEffects(app)
 
     async def or_stop(work: Awaitable[T]) -> T:
         """`work`'s result; if it raises, forget the batch and stop the worker."""
@@ -82,19 +82,12 @@ async def run_batches(
             await app.crash(exc)
             raise
 
-    def settle(current: list[Message], generation: int) -> None:
-        """Ack a handled batch, unless a rebalance happened meanwhile (it comes again)."""
-        if app.consumer_generation_id == generation:
-            ack_all(app.consumer, current)
-        else:
-            untrack(app.consumer, current)
-
-    async def complete(finish: Finish, current: list[Message], generation: int) -> None:
+    async def complete(finish: Finish, checkpoint: Checkpoint) -> None:
         await or_stop(finish())
-        settle(current, generation)
+        await or_stop(checkpoint.commit())
 
     rest: list[Message] = []
-    running: asyncio.Task[None] | None = None  # the previous batch's finish
+    running: asyncio.Task[None] | None = None  # the previous batch's finish and commit
     try:
         while True:
             if not rest:
@@ -109,14 +102,15 @@ async def run_batches(
             current = [message for message in messages if message.generation_id == generation]
             if len(current) < len(messages):
                 untrack(app.consumer, [m for m in messages if m.generation_id != generation])
-            finish = await or_stop(handle(current)) if current else None
+            checkpoint = Checkpoint(effects, current, generation)
+            finish = await or_stop(handle(current, checkpoint)) if current else None
             if running is not None:
                 await running  # raises what that batch raised
                 running = None
             if finish is not None:
-                running = asyncio.create_task(complete(finish, current, generation))
+                running = asyncio.create_task(complete(finish, checkpoint))
             else:
-                settle(current, generation)
+                await or_stop(checkpoint.commit())
     finally:
         if running is not None:
             running.cancel()
