@@ -46,6 +46,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check streamapp tests
 	$(BIN)/ruff format --check streamapp tests
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format streamapp tests

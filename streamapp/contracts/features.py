@@ -94,11 +94,12 @@ def feature_record(decoded: Any) -> FeatureRecord | Invalid:
     if isinstance(timestamp, str):
         return Invalid(f"timestamp: {timestamp}")
     window = decoded.get("window")
-    window_end: float | str = timestamp
+    window_end = timestamp
     if isinstance(window, dict) and window.get("end") is not None:
-        window_end = parse_ts(window["end"])
-        if isinstance(window_end, str):
-            return Invalid(f"window.end: {window_end}")
+        end = parse_ts(window["end"])
+        if isinstance(end, str):
+            return Invalid(f"window.end: {end}")
+        window_end = end
     sensor_id = decoded.get("sensor_id")
     return FeatureRecord(
         asset_id,

@@ -22,7 +22,7 @@ import logging
 import time
 
 import faust
-from faust.types import Message
+from faust.types import TP, Message
 
 from streamapp.contracts.codec import Invalid
 from streamapp.contracts.deadletter import DeadLetter
@@ -37,11 +37,12 @@ from streamapp.features.windows import (
     Record,
     WindowSpec,
 )
-from streamapp.runtime import drain, tables
+from streamapp.runtime import drain, signals, tables
 from streamapp.runtime.batching import run_batches
 from streamapp.runtime.checkpoint import Checkpoint
 from streamapp.runtime.produce import default_partition
 from streamapp.runtime.raw import raw_topic
+from streamapp.runtime.tables import Table
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 
@@ -87,7 +88,7 @@ class FeatureAgent:
         self,
         settings: Settings,
         extractor: FeatureExtractor,
-        table: faust.Table,
+        table: Table,
         output: faust.TopicT,
         repartition: faust.TopicT,
         dlq: faust.TopicT,
@@ -108,12 +109,12 @@ class FeatureAgent:
         """Drop what was read from the table (a failed batch may have changed it)."""
         self.state.forget()
 
-    async def on_revoked(self, sender: object, revoked: object, **kwargs: object) -> None:
+    async def on_revoked(self, revoked: set[TP]) -> None:
         """Partitions revoked: their states and open windows are another worker's now."""
         self.state.forget()
         self.open_windows.clear()
 
-    async def on_assigned(self, sender: object, assigned: object, **kwargs: object) -> None:
+    async def on_assigned(self, assigned: set[TP]) -> None:
         """Partitions assigned: the table may have recovered other states meanwhile."""
         self.state.forget()
 
@@ -342,8 +343,8 @@ def register(app: faust.App, settings: Settings) -> FeatureAgent:
         help="Per-asset open windows (moment accumulators) and applied offsets.",
     )
     agent = FeatureAgent(settings, extractor_from(settings), table, output, repartition, dlq)
-    app.on_partitions_revoked.connect(agent.on_revoked)
-    app.on_partitions_assigned.connect(agent.on_assigned)
+    signals.on_partitions_revoked(app, agent.on_revoked)
+    signals.on_partitions_assigned(app, agent.on_assigned)
 
     @app.agent(source, name="features")
     async def extract_features(stream: faust.StreamT) -> None:
@@ -371,7 +372,7 @@ class FeatureTable:
     which (with its changelog) stays the truth.
     """
 
-    def __init__(self, table: faust.Table, spec: WindowSpec, cache_size: int) -> None:
+    def __init__(self, table: Table, spec: WindowSpec, cache_size: int) -> None:
         self.table = table
         self.spec = spec
         self.cache: StateCache[AssetState] = StateCache(cache_size)

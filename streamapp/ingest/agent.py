@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import faust
 
 from streamapp.contracts.codec import Invalid
@@ -30,7 +32,7 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.agent(telemetry, name="ingest-telemetry")
     async def validate_telemetry_agent(stream: faust.StreamT) -> None:
         """Every invalid `telemetry` message goes to its DLQ; valid ones are counted."""
-        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+        async for events in cast(Any, stream).take_events(BATCH, within=BATCH_WITHIN_S):
             valid = 0
             for event in events:
                 message = event.message
@@ -45,7 +47,7 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.agent(tesla, name="ingest-tesla")
     async def normalise_tesla_agent(stream: faust.StreamT) -> None:
         """Tesla records become `telemetry` keyed by VIN; undecodable ones go to the DLQ."""
-        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+        async for events in cast(Any, stream).take_events(BATCH, within=BATCH_WITHIN_S):
             valid = 0
             for event in events:
                 result = decode_tesla(event.message.value, max_bytes)

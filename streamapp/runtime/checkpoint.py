@@ -49,6 +49,7 @@ from streamapp.contracts.deadletter import DeadLetter
 from streamapp.runtime import drain, tables
 from streamapp.runtime.produce import send_all
 from streamapp.runtime.raw import send_dead_letter
+from streamapp.runtime.tables import Table
 
 Headers = list[tuple[str, bytes]]
 Records = list[tuple[bytes | None, bytes, int | None]]
@@ -84,11 +85,11 @@ class Effects(Protocol):
         """Send records in bulk and wait until the brokers hold them."""
         ...
 
-    async def write(self, table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
+    async def write(self, table: Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
         """Store values with their changelog records, acknowledged."""
         ...
 
-    async def delete(self, table: faust.Table, deletions: dict[bytes, Message]) -> None:
+    async def delete(self, table: Table, deletions: dict[bytes, Message]) -> None:
         """Delete keys with their tombstones, acknowledged."""
         ...
 
@@ -131,10 +132,10 @@ class AppEffects:
     async def send_all(self, topic: str, records: Records) -> None:
         await send_all(self.app, topic, records)
 
-    async def write(self, table: faust.Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
+    async def write(self, table: Table, writes: dict[bytes, tuple[bytes, Message]]) -> None:
         await tables.write(table, writes)
 
-    async def delete(self, table: faust.Table, deletions: dict[bytes, Message]) -> None:
+    async def delete(self, table: Table, deletions: dict[bytes, Message]) -> None:
         await tables.delete(table, deletions)
 
     def ack(self, messages: list[Message]) -> None:
@@ -154,8 +155,8 @@ class Checkpoint:
         self.generation = generation
         self._deliveries: list[Awaitable[object]] = []
         self._letters = False  # dead letters handed to the producer since the last flush
-        self._writes: dict[faust.Table, dict[bytes, tuple[bytes, Message]]] = {}
-        self._deletes: dict[faust.Table, dict[bytes, Message]] = {}
+        self._writes: dict[Table, dict[bytes, tuple[bytes, Message]]] = {}
+        self._deletes: dict[Table, dict[bytes, Message]] = {}
         self._after_state: dict[str, Records] = {}
 
     @property
@@ -180,11 +181,11 @@ class Checkpoint:
         await self.effects.dead_letter(topic, letter)
         self._letters = True
 
-    def write(self, table: faust.Table, key: bytes, value: bytes, message: Message) -> None:
+    def write(self, table: Table, key: bytes, value: bytes, message: Message) -> None:
         """Stage 2: store `value` under `key` in the partition of `message`."""
         self._writes.setdefault(table, {})[key] = (value, message)
 
-    def delete(self, table: faust.Table, key: bytes, message: Message) -> None:
+    def delete(self, table: Table, key: bytes, message: Message) -> None:
         """Stage 2, after the writes: delete `key` from the partition of `message`."""
         self._deletes.setdefault(table, {})[key] = message
 

@@ -326,7 +326,7 @@ class RoutedTopic(faust.Topic):
         """Ignored: see the class docstring."""
 
 
-RAW_CODECS = {
+RAW_CODECS: dict[str, Any] = {
     "key_type": bytes,
     "value_type": bytes,
     "key_serializer": "raw",

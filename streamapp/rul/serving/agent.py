@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, cast
 
 import faust
 import numpy as np
 import torch
-from faust.types import Message
+from faust.types import TP, Message
 
 from streamapp.contracts.codec import Invalid
 from streamapp.contracts.deadletter import DeadLetter
@@ -30,10 +31,11 @@ from streamapp.rul.serving import metrics
 from streamapp.rul.serving.ensemble import Ensemble
 from streamapp.rul.serving.live_model import LiveModel
 from streamapp.rul.serving.sequences import AssetSequence, Outcome, apply, missing_features
-from streamapp.runtime import drain, tables
+from streamapp.runtime import drain, signals, tables
 from streamapp.runtime.batching import Finish, run_batches
 from streamapp.runtime.checkpoint import Checkpoint
 from streamapp.runtime.raw import raw_topic
+from streamapp.runtime.tables import Table
 from streamapp.settings import Settings
 from streamapp.state.cache import StateCache
 
@@ -57,7 +59,7 @@ class RulAgent:
         self,
         settings: Settings,
         live: LiveModel,
-        table: faust.Table,
+        table: Table,
         dlq: faust.TopicT,
         pool: Executor | None = None,
     ) -> None:
@@ -76,7 +78,7 @@ class RulAgent:
         """Drop the decoded states (a failed or abandoned batch may have changed them)."""
         self.cache.clear()
 
-    async def on_rebalance(self, sender: object, partitions: object, **kwargs: object) -> None:
+    async def on_rebalance(self, partitions: set[TP]) -> None:
         """Partitions revoked or assigned: the table's states are the truth again."""
         self.cache.clear()
 
@@ -214,11 +216,11 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
         ),
     )
     # Faust still picks its json codec for a bytes schema; the value is our own JSON bytes.
-    sequences.key_serializer = sequences.value_serializer = "raw"
+    cast(Any, sequences).key_serializer = cast(Any, sequences).value_serializer = "raw"
     live = LiveModel(settings.models_dir)
     agent = RulAgent(settings, live, sequences, dlq, pool)
-    app.on_partitions_revoked.connect(agent.on_rebalance)
-    app.on_partitions_assigned.connect(agent.on_rebalance)
+    signals.on_partitions_revoked(app, agent.on_rebalance)
+    signals.on_partitions_assigned(app, agent.on_rebalance)
     app.timer(MODEL_CHECK_INTERVAL_S)(agent.follow_model)
 
     @app.agent(features_topic, name="rul-predict")

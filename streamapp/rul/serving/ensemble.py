@@ -126,7 +126,7 @@ class Ensemble:
         """Feature dicts (oldest first, 1..window of them) -> padded raw (window, F) input."""
         return build_window(records[-self.window :], self.feature_names, self.window)
 
-    def window_from_rows(self, rows: list[list[float]]) -> np.ndarray:
+    def window_from_rows(self, rows: list[list[float]] | np.ndarray) -> np.ndarray:
         """Rows already in `feature_names` order (the streaming state) -> padded (window, F)."""
         return pad_window(np.asarray(rows[-self.window :], dtype=np.float64), self.window)
 

@@ -113,7 +113,8 @@ class ConvRUL(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv1d | nn.Linear):
                 nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.convs(x.transpose(1, 2))).squeeze(-1)

@@ -34,7 +34,7 @@ import math
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -236,7 +236,7 @@ def choose_weights(scores: dict[str, np.ndarray], true: np.ndarray) -> dict[str,
     }
     val = {}
     for name, w in candidates.items():
-        val[name] = rmse(sum(w[n] * scores[n] for n in scores), true)
+        val[name] = rmse(np.sum([w[n] * scores[n] for n in scores], axis=0), true)
     chosen = min(val, key=val.__getitem__)
     # Does each member earn its place? Validation RMSE of the ensemble without it (same scheme).
     without = {}
@@ -499,7 +499,7 @@ def _view_tensors(
 
 
 def _calibrated_ensemble(
-    models: dict[str, nn.Module],
+    models: Mapping[str, nn.Module],
     weights: dict[str, float],
     scalers: dict[View, Scaler],
     cfg: TrainConfig,
@@ -513,7 +513,7 @@ def _calibrated_ensemble(
     inputs = {k: MemberInput(member_view(k, cfg)[0], scalers[member_view(k, cfg)]) for k in models}
     ens = Ensemble(
         version="",
-        models=models,
+        models=dict(models),
         weights=weights,
         scaler=next(iter(scalers.values())),
         window=max(view.window for view in inputs.values()),
