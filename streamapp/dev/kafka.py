@@ -287,10 +287,9 @@ class KafkaCluster:
             jars,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(node.config_path),
+            # `=` keeps an id that starts with "-" (base64 allows it) an argument.
+            f"--cluster-id={cluster_id}",
+            f"--config={node.config_path}",
             "--ignore-formatted",
             heap="256m",
         )

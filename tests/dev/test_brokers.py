@@ -9,6 +9,7 @@ import pytest
 
 from streamapp.dev import kafka
 from streamapp.dev.brokers import choose
+from streamapp.settings import Settings
 
 
 def test_apache_kafka_unless_tansu_is_asked_for(tmp_path: Path) -> None:
@@ -52,3 +53,20 @@ def test_console_tool_wrappers_run_kafkas_main_classes(tmp_path: Path) -> None:
     assert producer.startswith("#!/bin/sh\n")
     assert "org.apache.kafka.tools.ConsoleProducer" in producer
     assert str(kafka.jars_dir(tmp_path / "cache")) in producer
+
+
+def test_a_cluster_id_starting_with_a_dash_formats(tmp_path: Path) -> None:
+    """Base64 ids may start with "-", which argparse would take for an option."""
+    cache = Settings(_env_file=None).kafka_jars_cache
+    if kafka.missing_requirement(cache) is not None:
+        pytest.skip("this machine lacks Java or Maven")
+    cluster = kafka.KafkaCluster(tmp_path, cache)
+    (tmp_path / "cluster.json").write_text(
+        '{"cluster_id": "-MBENRIIR_e6Fmz5Djlqxw", "nodes": [{}]}'
+    )
+    cluster_id = cluster.layout()
+    node = cluster.nodes[0]
+    node.directory.mkdir(parents=True)
+    node.config_path.write_text(cluster._config(node))
+    cluster._format(kafka.ensure_jars(cache), node, cluster_id)
+    assert "cluster.id=-MBENRIIR_e6Fmz5Djlqxw" in (node.log_dir / "meta.properties").read_text()
