@@ -1,6 +1,6 @@
 """The feature agent: `telemetry` -> windowed features in a RocksDB table -> `extracted-features`.
 
-Thin on purpose: windows and features live in `windows.py`; this module moves bytes.
+Thin on purpose: windows and features live in `windows/`; this module moves bytes.
 Its topics (`telemetry` and the repartition topic) are a batch route of
 `streamapp.runtime.drain`: the fetch loop hands it lists of raw messages, past Faust's
 per-message delivery. Per batch (up to `feature_batch_size` messages or
@@ -35,7 +35,8 @@ from streamapp.features.windows import (
     BatchResult,
     FeatureExtractor,
     Record,
-    WindowSpec,
+    Windows,
+    build_windows,
 )
 from streamapp.runtime import drain, signals, tables
 from streamapp.runtime.batching import run_batches
@@ -62,14 +63,14 @@ ORIGIN_TIMESTAMP = "streamapp.origin.timestamp"
 
 
 def extractor_from(settings: Settings) -> FeatureExtractor:
-    spec = WindowSpec.build(
+    windows = build_windows(
         settings.window_kind,
         settings.window_size,
         settings.window_step,
         settings.window_grace,
         settings.window_idle_timeout,
     )
-    return FeatureExtractor(spec, settings.feature_signals, settings.feature_names)
+    return FeatureExtractor(windows, settings.feature_signals, settings.feature_names)
 
 
 def repartition_topic_name(settings: Settings) -> str:
@@ -95,7 +96,7 @@ class FeatureAgent:
     ) -> None:
         self.extractor = extractor
         self.table = table
-        self.state = FeatureTable(table, extractor.spec, settings.feature_state_cache_assets)
+        self.state = FeatureTable(table, extractor.windows, settings.feature_state_cache_assets)
         self.output = output
         self.repartition = repartition
         self.dlq = dlq
@@ -372,9 +373,9 @@ class FeatureTable:
     which (with its changelog) stays the truth.
     """
 
-    def __init__(self, table: Table, spec: WindowSpec, cache_size: int) -> None:
+    def __init__(self, table: Table, windows: Windows, cache_size: int) -> None:
         self.table = table
-        self.spec = spec
+        self.windows = windows
         self.cache: StateCache[AssetState] = StateCache(cache_size)
         self.clocks: dict[int, PartitionClock] = {}
         self.indexes: dict[int, ExpiryIndex] = {}
@@ -407,7 +408,7 @@ class FeatureTable:
         index = self.indexes.get(partition)
         if index is None:
             items = tables.partition_items(self.table, partition)
-            index = self.indexes[partition] = ExpiryIndex.scan(self.spec, items)
+            index = self.indexes[partition] = ExpiryIndex.scan(self.windows, items)
         return index
 
     def remember(self, result: BatchResult) -> None:

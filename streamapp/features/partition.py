@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streamapp.features.windows import AssetState, WindowSpec
+from streamapp.features.windows import AssetState, Windows
 from streamapp.runtime.tables import OFFSET_KEY
 
 _CLOCK_PREFIX = b"\x00streamapp.features.clock."
@@ -69,16 +69,16 @@ class PartitionClock:
 class ExpiryIndex:
     """Asset ids by expiry clock, bucketed by window size so a due check reads few buckets."""
 
-    def __init__(self, spec: WindowSpec) -> None:
-        self._spec = spec
-        self._bucket_ms = spec.size_ms
+    def __init__(self, windows: Windows) -> None:
+        self._windows = windows
+        self._bucket_ms = windows.size_ms
         self._expiry: dict[str, float] = {}
         self._buckets: dict[float, set[str]] = {}  # -inf: already due
 
     @classmethod
-    def scan(cls, spec: WindowSpec, items: Iterable[tuple[bytes, bytes]]) -> ExpiryIndex:
+    def scan(cls, windows: Windows, items: Iterable[tuple[bytes, bytes]]) -> ExpiryIndex:
         """The index of a partition's stored states (reads only each value's header)."""
-        index = cls(spec)
+        index = cls(windows)
         for key, value in items:
             if is_asset_key(key):
                 index.set(key.decode(), AssetState.watermark_of(value))
@@ -89,7 +89,7 @@ class ExpiryIndex:
 
     def set(self, asset_id: str, watermark: float) -> None:
         self.remove(asset_id)
-        expires = self._spec.expires_at(watermark)
+        expires = self._windows.expires_at(watermark)
         if math.isnan(expires) or expires == math.inf:
             return
         bucket = -math.inf if expires == -math.inf else math.floor(expires / self._bucket_ms)

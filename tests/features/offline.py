@@ -15,7 +15,7 @@ import numpy as np
 
 from streamapp.contracts.codec import format_ts
 from streamapp.contracts.telemetry import Telemetry
-from streamapp.features.windows import WindowSpec
+from streamapp.features.windows import Windows
 
 
 def numpy_features(x: np.ndarray, t: np.ndarray) -> dict[str, float]:
@@ -59,7 +59,7 @@ def _record(asset: str, rows: list[Telemetry], start: float, end: float, cycle: 
 
 
 def offline_features(
-    spec: WindowSpec, records: list[Any]
+    spec: Windows, records: list[Any]
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], list[Any]]:
     """Expected emissions keyed by (asset_id, window end) and the refs of rejected records.
 
@@ -98,7 +98,7 @@ def offline_features(
 class _CycleLife:
     """One asset's cycles from its first record (or its expiry) on."""
 
-    def __init__(self, spec: WindowSpec, asset: str) -> None:
+    def __init__(self, spec: Windows, asset: str) -> None:
         self.spec, self.asset = spec, asset
         self.watermark = -math.inf
         self.cycles: dict[int, list[Telemetry]] = defaultdict(list)
@@ -128,7 +128,7 @@ class _CycleLife:
 class _TimeLife:
     """One asset's time windows from its first record (or its expiry) on."""
 
-    def __init__(self, spec: WindowSpec, asset: str) -> None:
+    def __init__(self, spec: Windows, asset: str) -> None:
         self.spec, self.asset = spec, asset
         self.watermark = -math.inf
         self.windows: dict[int, list[Telemetry]] = defaultdict(list)

@@ -26,12 +26,12 @@ from streamapp.features.windows import (
     AssetState,
     FeatureExtractor,
     Record,
-    WindowSpec,
+    build_windows,
 )
 from tests.features.offline import offline_features
 
 T0 = 1_795_320_000_000.0
-TUMBLING = WindowSpec.build("tumbling", 10, None, 2, idle_s=30)
+TUMBLING = build_windows("tumbling", 10, None, 2, idle_s=30)
 
 
 @dataclass
@@ -188,9 +188,9 @@ def simulated(seed: int) -> list[Record]:
 
 
 SPECS = {
-    "tumbling": WindowSpec.build("tumbling", 5, None, 1, idle_s=12),
-    "hopping": WindowSpec.build("hopping", 6, 2, 0.5, idle_s=12),
-    "cycle": WindowSpec.build("cycle", 1, None, 0.5, idle_s=6),
+    "tumbling": build_windows("tumbling", 5, None, 1, idle_s=12),
+    "hopping": build_windows("hopping", 6, 2, 0.5, idle_s=12),
+    "cycle": build_windows("cycle", 1, None, 0.5, idle_s=6),
 }
 
 

@@ -41,7 +41,7 @@ def expected_for(env: dict[str, str], pairs: list[tuple[bytes, bytes]]):
         records.append(
             SimpleNamespace(asset_id=telemetry.asset_id, telemetry=telemetry, ref=offset)
         )
-    expected, late = offline_features(extractor_from(settings_from_env(env)).spec, records)
+    expected, late = offline_features(extractor_from(settings_from_env(env)).windows, records)
     assert late == []
     return expected
 

@@ -15,7 +15,7 @@ from streamapp.contracts.codec import Invalid, format_ts
 from streamapp.contracts.features import FeatureRecord, parse_feature_record
 from streamapp.contracts.telemetry import Telemetry, validate_telemetry
 from streamapp.contracts.tesla import decode_tesla
-from streamapp.features.windows import WindowSpec
+from streamapp.features.windows import Windows
 from streamapp.rul.serving.ensemble import Ensemble
 from streamapp.rul.serving.sequences import missing_features
 from tests.features.offline import offline_features
@@ -46,9 +46,7 @@ def telemetry_records(
     return records
 
 
-def expected_windows(
-    spec: WindowSpec, records: list[SimpleNamespace]
-) -> dict[tuple[str, str], Any]:
+def expected_windows(spec: Windows, records: list[SimpleNamespace]) -> dict[tuple[str, str], Any]:
     expected, late = offline_features(spec, records)
     assert late == [], "the valid traffic must not contain late records"
     return expected

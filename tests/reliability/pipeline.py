@@ -48,7 +48,7 @@ class Expected:
     ) -> Expected:
         """One prediction per window (`dataclasses.replace` the count where that differs)."""
         windows = expected_windows(
-            extractor_from(settings).spec,
+            extractor_from(settings).windows,
             telemetry_records(telemetry, tesla, settings.max_payload_bytes),
         )
         return cls(windows, len(windows))

@@ -20,7 +20,8 @@ from streamapp.features.windows import (
     AssetState,
     FeatureExtractor,
     Record,
-    WindowSpec,
+    Windows,
+    build_windows,
 )
 from tests.features.offline import offline_features
 
@@ -53,21 +54,21 @@ def run(extractor: FeatureExtractor, records: list[Record], cuts: list[int]):
 
 
 def test_tumbling_and_hopping_window_assignment() -> None:
-    tumbling = WindowSpec.build("tumbling", 10, None, 5)
+    tumbling = build_windows("tumbling", 10, None, 5)
     assert tumbling.window_starts(T0 + 12_345) == [T0 + 10_000]
     assert tumbling.pane_of(T0 + 9_999.5) == T0
-    hopping = WindowSpec.build("hopping", 10, 4, 0)
+    hopping = build_windows("hopping", 10, 4, 0)
     assert hopping.pane_ms == 2000
     assert hopping.window_starts(T0 + 12_000) == [T0 + 4_000, T0 + 8_000, T0 + 12_000]
     assert list(hopping.windows_of_pane(int(T0 + 12_000))) == [T0 + 4_000, T0 + 8_000, T0 + 12_000]
     assert not hopping.is_late(T0 + 12_000, T0 + 13_999)
     assert hopping.is_late(T0 + 12_000, T0 + 14_000)  # [4s, 14s) closed at 14 s (no grace)
     with pytest.raises(ValueError):
-        WindowSpec.build("hopping", 10, 20, 0)
+        build_windows("hopping", 10, 20, 0)
 
 
 def test_late_record_is_rejected_and_window_emitted_once() -> None:
-    extractor = FeatureExtractor(WindowSpec.build("tumbling", 10, None, 2))
+    extractor = FeatureExtractor(build_windows("tumbling", 10, None, 2))
     points = [(T0 + i * 1000, {"a": float(i)}, None) for i in range(13)]
     points.append((T0 + 5_000, {"a": 99.0}, None))  # window [0,10) closed at 12 s
     emitted, rejected, _ = run(extractor, make_records("A", points), [])
@@ -80,7 +81,7 @@ def test_late_record_is_rejected_and_window_emitted_once() -> None:
 
 
 def test_replayed_offsets_are_skipped() -> None:
-    extractor = FeatureExtractor(WindowSpec.build("tumbling", 10, None, 0))
+    extractor = FeatureExtractor(build_windows("tumbling", 10, None, 0))
     records = make_records("A", [(T0 + i * 1000, {"a": float(i)}, None) for i in range(25)])
     once, _, state_once = run(extractor, records, [])
     twice, _, state_twice = run(extractor, records[:15] + records[5:], [15])
@@ -88,7 +89,7 @@ def test_replayed_offsets_are_skipped() -> None:
 
 
 def test_cycle_windows_close_after_a_later_cycle_and_the_grace() -> None:
-    extractor = FeatureExtractor(WindowSpec.build("cycle", 10, None, 1))
+    extractor = FeatureExtractor(build_windows("cycle", 10, None, 1))
     points = []
     for cycle in (1, 2, 3):
         points += [(T0 + cycle * 10_000 + i * 400, {"s": cycle + i}, cycle) for i in range(3)]
@@ -105,12 +106,12 @@ def test_cycle_windows_close_after_a_later_cycle_and_the_grace() -> None:
 
 
 def test_selected_signals_and_features() -> None:
-    extractor = FeatureExtractor(WindowSpec.build("tumbling", 1, None, 0), ["a"], ["mean", "rms"])
+    extractor = FeatureExtractor(build_windows("tumbling", 1, None, 0), ["a"], ["mean", "rms"])
     points = [(T0 + i * 500, {"a": 1.0, "b": 2.0}, None) for i in range(3)]
     emitted, _, _ = run(extractor, make_records("A", points), [])
     assert json.loads(emitted[0])["features"] == {"a_mean": 1.0, "a_rms": 1.0}
     with pytest.raises(ValueError):
-        FeatureExtractor(WindowSpec.build("tumbling", 1, None, 0), None, ["median"])
+        FeatureExtractor(build_windows("tumbling", 1, None, 0), None, ["median"])
 
 
 def simulated(assets: int, per_asset: int, seed: int, jitter_ms: float) -> list[Record]:
@@ -141,13 +142,13 @@ def simulated(assets: int, per_asset: int, seed: int, jitter_ms: float) -> list[
 @pytest.mark.parametrize(
     "spec",
     [
-        WindowSpec.build("tumbling", 5, None, 1),
-        WindowSpec.build("hopping", 6, 2, 0.5),
-        WindowSpec.build("cycle", 1, None, 0.5),
+        build_windows("tumbling", 5, None, 1),
+        build_windows("hopping", 6, 2, 0.5),
+        build_windows("cycle", 1, None, 0.5),
     ],
     ids=["tumbling", "hopping", "cycle"],
 )
-def test_every_emission_matches_offline_numpy(spec: WindowSpec) -> None:
+def test_every_emission_matches_offline_numpy(spec: Windows) -> None:
     records = simulated(assets=3, per_asset=120, seed=7, jitter_ms=1500)
     emitted, rejected, _ = run(FeatureExtractor(spec), records, [50, 51, 200])
     expected, late = offline_features(spec, records)
@@ -168,7 +169,7 @@ def test_every_emission_matches_offline_numpy(spec: WindowSpec) -> None:
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(0, 360), max_size=6), st.sampled_from(["tumbling", "hopping", "cycle"]))
 def test_batching_never_changes_a_byte(cuts: list[int], kind: str) -> None:
-    spec = WindowSpec.build(kind, 6, 2, 0.5)
+    spec = build_windows(kind, 6, 2, 0.5)
     records = simulated(assets=3, per_asset=120, seed=3, jitter_ms=800)
     whole_emitted, whole_rejected, whole_states = run(FeatureExtractor(spec), records, [])
     emitted, rejected, states = run(FeatureExtractor(spec), records, cuts)
@@ -178,7 +179,7 @@ def test_batching_never_changes_a_byte(cuts: list[int], kind: str) -> None:
 
 
 def test_state_round_trips_through_bytes() -> None:
-    extractor = FeatureExtractor(WindowSpec.build("tumbling", 10, None, 5))
+    extractor = FeatureExtractor(build_windows("tumbling", 10, None, 5))
     result = extractor.process({"A": make_records("A", [(T0, {"a": 1.0, "é": 2.0}, None)])}, {})
     state = result.states["A"]
     again = AssetState.from_bytes(state.to_bytes())
