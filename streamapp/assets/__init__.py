@@ -1,0 +1,1 @@
+"""Asset classes: which kind of asset a record is about, and what that decides."""
