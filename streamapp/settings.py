@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         Path(".streamapp/data"), description="Worker state: RocksDB tables, pid files."
     )
     models_dir: Path = Field(Path("models"), description="Trained model versions and ACTIVE.")
+    asset_classes: Path | None = Field(
+        None,
+        description="Asset classes and the rules that assign them (unset: the shipped "
+        "streamapp/assets/classes.yaml).",
+    )
 
     # --- Web -------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Interface of the worker's web server.")

@@ -85,8 +85,10 @@ class AssetClasses:
     source: str = field(default="", compare=False)
 
     @classmethod
-    def load(cls, path: Path = PACKAGED) -> AssetClasses:
-        """Read and check a classes file; every mistake is a ValueError naming it."""
+    def load(cls, path: Path | None = None) -> AssetClasses:
+        """Read and check a classes file (None: the shipped one); every mistake is a
+        ValueError naming the file."""
+        path = path or PACKAGED
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
