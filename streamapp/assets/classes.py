@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
@@ -22,7 +22,7 @@ from streamapp.features.windows import WindowKind
 PACKAGED = Path(__file__).with_name("classes.yaml")
 #: The window shape of a class whose `windows` is `settings`: the WINDOW_* settings.
 FROM_SETTINGS = "settings"
-_KINDS = ("tumbling", "hopping", "cycle")
+_KINDS = get_args(WindowKind)
 _RULE_KEYS = {"class", "asset_id", "topic", "names_any", "names_all"}
 
 

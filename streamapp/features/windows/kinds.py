@@ -61,6 +61,8 @@ class Windows(ABC):
     timeout after which an asset expires (inf: never)."""
 
     kind: ClassVar[WindowKind]
+    #: What `least_idle_ms` is, in words, for the error that refuses a shorter timeout.
+    least_idle_rule: ClassVar[str] = "size + grace"
     size_ms: int
     grace_ms: float
     idle_ms: float
@@ -243,6 +245,7 @@ class CycleWindows(Windows):
     has been seen and the watermark reaches the cycle's last timestamp + grace."""
 
     kind: ClassVar[WindowKind] = "cycle"
+    least_idle_rule: ClassVar[str] = "grace"
 
     @property
     def least_idle_ms(self) -> float:
@@ -331,8 +334,8 @@ def build_windows(
     else:
         raise ValueError(f"unknown window kind {kind!r}: tumbling, hopping or cycle")
     if idle_ms < windows.least_idle_ms:
-        what = "grace" if kind == "cycle" else "size + grace"
         raise ValueError(
-            f"the idle timeout must be at least {what} ({windows.least_idle_ms / 1000:g} s)"
+            f"the idle timeout must be at least {windows.least_idle_rule} "
+            f"({windows.least_idle_ms / 1000:g} s)"
         )
     return windows
