@@ -1,61 +1,121 @@
-"""Ingestion agents: validate `telemetry`, normalise `tesla_V`, dead-letter the rest."""
+"""Ingestion agents: validate `telemetry`, normalise `tesla_V`, dead-letter the rest.
+
+Each agent's topic is a batch route of `streamapp.runtime.drain`, as the archive's, the
+feature and RUL agents' are: the fetch loop hands it lists of raw messages (every route of
+a topic gets each of its messages: `telemetry` feeds `ingest-telemetry`, the archive and
+the feature agent; `tesla_V` feeds `ingest-tesla` and the archive). Per batch (up to
+`BATCH` messages or `BATCH_WITHIN_S` seconds, `streamapp.runtime.batching`)
+`TelemetryValidator` dead-letters every invalid `telemetry` message and `TeslaNormaliser`
+republishes each decodable Tesla record as `telemetry` keyed by VIN and dead-letters the
+others, all through the batch's checkpoint (`streamapp.runtime.checkpoint`), which waits
+until the brokers hold the sends and dead letters before it acks the batch.
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import faust
+from faust.types import Message
 
 from streamapp.contracts.codec import Invalid
+from streamapp.contracts.deadletter import DeadLetter
 from streamapp.contracts.telemetry import validate_telemetry
 from streamapp.contracts.tesla import decode_tesla
 from streamapp.ingest.metrics import MESSAGES, NORMALISED
-from streamapp.runtime.raw import dead_letter_message, raw_topic
+from streamapp.runtime import drain
+from streamapp.runtime.batching import run_batches
+from streamapp.runtime.checkpoint import Checkpoint
+from streamapp.runtime.raw import raw_topic
 from streamapp.settings import Settings
 
 BATCH = 500
 BATCH_WITHIN_S = 0.2
 
 
-async def dead_letter(dlq: faust.TopicT, event: faust.EventT, reason: str) -> None:
-    """Count and publish one refused event."""
-    await dead_letter_message(dlq, event.message, reason)
+class TelemetryValidator:
+    """The batches of `ingest-telemetry`: invalid messages to `telemetry.dlq`, all counted."""
 
+    def __init__(self, settings: Settings, dlq: faust.TopicT) -> None:
+        self.topic = settings.topic_telemetry
+        self.dlq = dlq
+        self.max_bytes = settings.max_payload_bytes
 
-def register(app: faust.App, settings: Settings) -> None:
-    telemetry = raw_topic(app, settings.topic_telemetry)
-    telemetry_dlq = raw_topic(app, settings.dlq_topic(settings.topic_telemetry))
-    tesla = raw_topic(app, settings.topic_tesla)
-    tesla_dlq = raw_topic(app, settings.dlq_topic(settings.topic_tesla))
-    max_bytes = settings.max_payload_bytes
-
-    @app.agent(telemetry, name="ingest-telemetry")
-    async def validate_telemetry_agent(stream: faust.StreamT) -> None:
-        """Every invalid `telemetry` message goes to its DLQ; valid ones are counted."""
-        async for events in cast(Any, stream).take_events(BATCH, within=BATCH_WITHIN_S):
-            valid = 0
-            for event in events:
-                message = event.message
-                result = validate_telemetry(message.value, message.key, max_bytes)
-                if isinstance(result, Invalid):
-                    await dead_letter(telemetry_dlq, event, result.reason)
-                else:
-                    valid += 1
-            MESSAGES.labels(settings.topic_telemetry, "valid").inc(valid)
-            MESSAGES.labels(settings.topic_telemetry, "invalid").inc(len(events) - valid)
-
-    @app.agent(tesla, name="ingest-tesla")
-    async def normalise_tesla_agent(stream: faust.StreamT) -> None:
-        """Tesla records become `telemetry` keyed by VIN; undecodable ones go to the DLQ."""
-        async for events in cast(Any, stream).take_events(BATCH, within=BATCH_WITHIN_S):
-            valid = 0
-            for event in events:
-                result = decode_tesla(event.message.value, max_bytes)
-                if isinstance(result, Invalid):
-                    await dead_letter(tesla_dlq, event, result.reason)
-                    continue
+    async def handle(self, messages: list[Message], checkpoint: Checkpoint) -> None:
+        valid = 0
+        for message in messages:
+            result = validate_telemetry(message.value, message.key, self.max_bytes)
+            if isinstance(result, Invalid):
+                await checkpoint.dead_letter(
+                    self.dlq, DeadLetter.from_message(message, result.reason)
+                )
+            else:
                 valid += 1
-                await telemetry.send(key=result.asset_id.encode(), value=result.to_bytes())
-            NORMALISED.inc(valid)
-            MESSAGES.labels(settings.topic_tesla, "valid").inc(valid)
-            MESSAGES.labels(settings.topic_tesla, "invalid").inc(len(events) - valid)
+        MESSAGES.labels(self.topic, "valid").inc(valid)
+        MESSAGES.labels(self.topic, "invalid").inc(len(messages) - valid)
+
+    def forget(self) -> None:
+        """Nothing cached across batches."""
+
+
+class TeslaNormaliser:
+    """The batches of `ingest-tesla`: each record decoded to `telemetry` keyed by VIN, or
+    dead-lettered to `tesla_V.dlq`."""
+
+    def __init__(self, settings: Settings, output: faust.TopicT, dlq: faust.TopicT) -> None:
+        self.topic = settings.topic_tesla
+        self.output = output
+        self.dlq = dlq
+        self.max_bytes = settings.max_payload_bytes
+
+    async def handle(self, messages: list[Message], checkpoint: Checkpoint) -> None:
+        valid = 0
+        for message in messages:
+            result = decode_tesla(message.value, self.max_bytes)
+            if isinstance(result, Invalid):
+                await checkpoint.dead_letter(
+                    self.dlq, DeadLetter.from_message(message, result.reason)
+                )
+                continue
+            valid += 1
+            await checkpoint.send(self.output, result.asset_id.encode(), result.to_bytes())
+        NORMALISED.inc(valid)
+        MESSAGES.labels(self.topic, "valid").inc(valid)
+        MESSAGES.labels(self.topic, "invalid").inc(len(messages) - valid)
+
+    def forget(self) -> None:
+        """Nothing cached across batches."""
+
+
+def register(app: faust.App, settings: Settings) -> tuple[TelemetryValidator, TeslaNormaliser]:
+    """Attach `ingest-telemetry` and `ingest-tesla`, each on its own batch route."""
+    telemetry_route = drain.route(app, (settings.topic_telemetry,))
+    tesla_route = drain.route(app, (settings.topic_tesla,))
+    validator = TelemetryValidator(
+        settings, raw_topic(app, settings.dlq_topic(settings.topic_telemetry))
+    )
+    normaliser = TeslaNormaliser(
+        settings,
+        raw_topic(app, settings.topic_telemetry),
+        raw_topic(app, settings.dlq_topic(settings.topic_tesla)),
+    )
+
+    @app.agent(drain.routed_topic(app, telemetry_route), name="ingest-telemetry")
+    async def validate_telemetry_agent(stream: faust.StreamT) -> None:
+        """Every invalid `telemetry` message goes to its DLQ; valid ones are counted.
+
+        The stream subscribes the topic; its messages arrive on the batch route.
+        """
+        await run_batches(
+            app, telemetry_route.queue, BATCH, BATCH_WITHIN_S, validator.handle, validator.forget
+        )
+
+    @app.agent(drain.routed_topic(app, tesla_route), name="ingest-tesla")
+    async def normalise_tesla_agent(stream: faust.StreamT) -> None:
+        """Tesla records become `telemetry` keyed by VIN; undecodable ones go to the DLQ.
+
+        The stream subscribes the topic; its messages arrive on the batch route.
+        """
+        await run_batches(
+            app, tesla_route.queue, BATCH, BATCH_WITHIN_S, normaliser.handle, normaliser.forget
+        )
+
+    return validator, normaliser

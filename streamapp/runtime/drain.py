@@ -5,23 +5,24 @@ against `suspend_flow` with `Service.wait_first`, which creates four tasks and r
 `asyncio.wait` per message: a profile of a bare agent showed that loop, not Kafka, as
 the ceiling (about 5,000 msgs/s here). While the flow runs, this subclass races a
 whole fetched batch against `suspend_flow` once (a rebalance still interrupts
-delivery at once); while the flow is suspended (rebalance, table recovery) it
-delivers exactly as upstream, one race per message. Gaps, `broker_commit_every` and
-read offsets are handled as upstream, message by message; upstream `getmany` (an async
-generator reading a partition's high watermark for every message) is inlined as a plain
-generator that reads it once per fetch. `streamapp.runtime.consumer.StreamConsumer` is
-the consumer class that carries it.
+delivery at once); while the flow is suspended (rebalance, table recovery) it hands
+each conducted message (below) over exactly as upstream, one race per message. Gaps,
+`broker_commit_every` and read offsets are handled as upstream, message by message;
+upstream `getmany` (an async generator reading a partition's high watermark for every
+message) is inlined as a plain generator that reads it once per fetch.
+`streamapp.runtime.consumer.StreamConsumer` is the consumer class that carries it.
 
-A `BatchRoute` (`route(app, topics)`) goes further for an agent that handles raw
-messages in bulk (the archive, the feature and RUL agents): messages of its topics
-skip the conductor (per message a lock, flow-control and producer checks, a decode and
-an `Event`) and reach the route's queue in offset-ordered lists of up to
-`ROUTE_BATCH`. Its topic, a `RoutedTopic`, is subscribed and acked like any other but
-indexed for no partition, so the conductor never delivers it; partitions of the same
-topic that other agents read still go through the conductor for them. Several routes
-may share a topic (`telemetry` feeds the archive and the feature agent): each gets
-every message. Each routed message holds one reference per route until that route's
-reader acks it, so an offset is committed only once every reader is done with it.
+Every agent of the worker goes further: its topics are a `BatchRoute` (`route(app,
+topics)`) and it handles raw messages in bulk (the ingest agents, the archive, the feature
+and RUL agents). Messages of a routed topic skip the conductor (per message a lock,
+flow-control and producer checks, a decode and an `Event`) and reach the route's queue in
+offset-ordered lists of up to `ROUTE_BATCH`. Its topic, a `RoutedTopic`, is subscribed and
+acked like any other but indexed for no partition, so the conductor never delivers it.
+Several routes may share a topic (`telemetry` feeds the ingest validator, the archive and
+the feature agent): each gets every message. Each routed message holds one reference per
+route until that route's reader acks it, so an offset is committed only once every reader
+is done with it. Only the topics no route reads go through the conductor, message by
+message as upstream: the tables' changelogs, which Faust's recovery and standbys read.
 A seek fences fetches: Faust's recovery resumes the flow before it seeks the stream
 partitions back to their committed offsets, so a fetch may come back after the seek with
 records from the old position. Delivered, the first of them would look like an offset
@@ -33,7 +34,9 @@ come again. And an offset jump is read again once before Faust may count the off
 in between as a gap (on Apache Kafka, transaction markers and compaction leave such
 gaps; a fetch from a stale position leaves one that is not real); it is a gap only if
 the broker returns the same jump again.
-Once a route's queue took a fetch's messages, their partitions count as processing for
+The routed messages bypass Faust's sensors, so the drain counts them in
+`streamapp.runtime.metrics` itself, once per fetch: each received once, and an event per
+route. Once a route's queue took a fetch's messages, their partitions count as processing for
 Faust's stall check (`Monitor.stream_inbound_time`, which only its streams set): without
 it, a backlog longer than `stream_processing_timeout` (5 minutes) logged "Stream has not
 started processing" errors every 10 s while the batches went on.
@@ -45,7 +48,7 @@ import asyncio
 import weakref
 from collections.abc import Iterable, Iterator
 from time import monotonic
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -171,11 +174,9 @@ class BatchedDrainConsumer(AIOKafkaConsumer):
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
-        conducted = cast(Any, self.app.topics)._tp_to_callback
         routes = self.routes
         pending: dict[BatchRoute, list[Message]] = {}
-        routed: set[Any] = set()
-        counted: dict[str, list[int]] = {}  # per routed topic: [received, events]
+        routed: dict[Any, int] = {}  # messages routed, per partition (for the counters)
         reread: set[Any] = set()
         commit_every = self._commit_every
         since_yield = 0
@@ -202,18 +203,13 @@ class BatchedDrainConsumer(AIOKafkaConsumer):
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
                 await self.commit()
-            fanout = routes.get(message.topic) if routes else None
-            if fanout is not None and not race_each:
+            fanout = routes.get(message.topic)
+            if fanout is not None:
                 # Every reference first: a put below may let one reader ack the message
                 # before it reaches the next route. No other task or thread holds the
                 # message yet, so this skips `incref`'s lock (a lock per message).
                 message.refcount += len(fanout)
-                routed.add(tp)
-                counts = counted.get(message.topic)
-                if counts is None:
-                    counts = counted[message.topic] = [0, 0]
-                counts[0] += tp not in conducted  # a conducted stream counts it itself
-                counts[1] += len(fanout)
+                routed[tp] = routed.get(tp, 0) + 1
                 for route in fanout:
                     batch = pending.get(route)
                     if batch is None:
@@ -222,19 +218,28 @@ class BatchedDrainConsumer(AIOKafkaConsumer):
                     if len(batch) >= ROUTE_BATCH:
                         del pending[route]
                         await route.queue.put(batch)
-            if fanout is None or tp in conducted:
-                if race_each:
-                    await self.wait_first(callback(message), self.suspend_flow.wait())
-                else:
-                    await callback(message)
+            elif race_each:
+                await self.wait_first(callback(message), self.suspend_flow.wait())
+            else:
+                await callback(message)
             set_read_offset(tp, offset)
         for route, batch in pending.items():
             await route.queue.put(batch)
-        for topic, (received, events) in counted.items():
-            MESSAGES_RECEIVED.labels(topic).inc(received)
-            EVENTS.labels(topic).inc(events)
+        if routed:
+            self._count(routed)
+
+    def _count(self, routed: dict[Any, int]) -> None:
+        """Count one fetch's routed messages (received once, an event per route), and
+        mark their partitions as processing for Faust's stall check."""
+        per_topic: dict[str, int] = {}
+        for tp, count in routed.items():
+            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + count
+        routes = self.routes
+        for topic, count in per_topic.items():
+            MESSAGES_RECEIVED.labels(topic).inc(count)
+            EVENTS.labels(topic).inc(count * len(routes[topic]))
         monitor = self.app.monitor
-        if routed and monitor is not None:
+        if monitor is not None:
             now = monotonic()
             for tp in routed:
                 monitor.stream_inbound_time[tp] = now

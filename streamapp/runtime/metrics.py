@@ -1,10 +1,10 @@
 """The worker's Faust-level traffic counters, fed from two sides.
 
 Faust's sensor callbacks (`streamapp.observability.faust_metrics.StreamappSensor`)
-see what goes through Faust's own streams, producer and tables. The batch routes,
-bulk sends and batched table access of `streamapp.runtime` bypass those callbacks, so
-they count the same events here themselves, in bulk: otherwise the dashboards would
-show only the conducted agents.
+see what goes through Faust's own consumer callback (the tables' changelogs), producer
+and tables. The batch routes that feed every agent, bulk sends and batched table access
+of `streamapp.runtime` bypass those callbacks, so they count the same events here
+themselves, in bulk: otherwise the dashboards would show no agent's traffic.
 """
 
 from __future__ import annotations

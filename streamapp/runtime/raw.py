@@ -13,7 +13,6 @@ from dataclasses import replace
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
-from faust.types import Message
 from prometheus_client import Counter
 
 from streamapp.contracts.deadletter import DeadLetter
@@ -39,11 +38,6 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     return app.topic(
         name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-
-
-async def dead_letter_message(dlq: faust.TopicT, message: Message, reason: str) -> None:
-    """Count and publish one refused message (of an agent on a batch route)."""
-    await send_dead_letter(dlq, DeadLetter.from_message(message, reason))
 
 
 async def send_dead_letter(dlq_topic: faust.TopicT, letter: DeadLetter) -> None:

@@ -100,7 +100,7 @@ MOVE_ONLY_UNDER_FAULTS = {
     "streamapp_table_recovery_seconds_count": "a table recovery",
     "streamapp_faust_topic_buffer_full_total": "backpressure",
     "streamapp_feature_late_events_total": "records later than the grace",
-    "streamapp_faust_event_processing_seconds_count": "events through a Faust stream",
+    "streamapp_faust_event_processing_seconds_count": "a Faust stream (agents: batch routes)",
     "streamapp_rul_predictions_skipped_total": "records the loaded model cannot predict",
 }
 

@@ -11,6 +11,7 @@ import faust
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
 from faust.types.tuples import ConsumerMessage
+from prometheus_client import REGISTRY
 
 from streamapp.bench.harness import bench_app, create_topics
 from streamapp.runtime import drain
@@ -235,3 +236,70 @@ def test_an_offset_jump_is_read_again_before_it_counts_as_a_gap() -> None:
     assert asyncio.run(deliver_twice()) == [[5], [9, 10]]
     assert sought == [(tp, 6)]
     assert sorted((i.begin, i.end) for i in consumer._gap[tp]) == [(6, 10)]
+
+
+def test_routed_topics_reach_every_route_and_are_counted_once_per_fetch() -> None:
+    """Each route of a topic gets its messages (counted once received, an event per route);
+    a topic no route reads (a table's changelog) goes to the conductor's callback."""
+    app = stream_app("drain-deliver-test")
+    shared, alone = drain.route(app, ["t"]), drain.route(app, ["t", "u"])
+    consumer = app.consumer
+    conducted: list[tuple[str, int]] = []
+
+    async def callback(message: Message) -> None:
+        conducted.append((message.topic, message.offset))
+
+    def record(topic: str, offset: int) -> ConsumerRecord:
+        return ConsumerRecord(topic, 0, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+    async def fetch(timeout: float) -> tuple[Any, set[TP]]:
+        found = {
+            TP("t", 0): [record("t", offset) for offset in range(3)],
+            TP("u", 0): [record("u", 0)],
+            TP("c", 0): [record("c", 7)],
+        }
+        return found, set(found)
+
+    consumer.callback = callback
+    consumer._wait_next_records = fetch
+    consumer.highwater = lambda partition: 10
+    app.topics.acks_enabled_for = lambda topic: True
+
+    def counted() -> dict[tuple[str, str], float]:
+        return {
+            (name, topic): REGISTRY.get_sample_value(name, {"topic": topic}) or 0.0
+            for name in ("streamapp_faust_messages_received_total", "streamapp_faust_events_total")
+            for topic in ("t", "u", "c")
+        }
+
+    before = counted()
+    asyncio.run(consumer._deliver(race_each=False))
+    after = counted()
+
+    def taken(route: drain.BatchRoute) -> list[tuple[str, int]]:
+        messages = []
+        while not route.queue.empty():
+            messages += route.queue.get_nowait()
+        return sorted((m.topic, m.offset) for m in messages)
+
+    assert taken(shared) == [("t", 0), ("t", 1), ("t", 2)]
+    assert taken(alone) == [("t", 0), ("t", 1), ("t", 2), ("u", 0)]
+    assert conducted == [("c", 7)]
+    received, events = "streamapp_faust_messages_received_total", "streamapp_faust_events_total"
+    moved = {key: after[key] - before[key] for key in after if after[key] != before[key]}
+    assert moved == {(received, "t"): 3, (events, "t"): 6, (received, "u"): 1, (events, "u"): 1}
+    assert {tp.topic for tp in app.monitor.stream_inbound_time} == {"t", "u"}
+
+
+def test_every_agent_of_the_worker_reads_a_batch_route(tmp_path: Path) -> None:
+    """No agent is fed by the conductor: each one's topics are routed, so the conductor
+    only hands over the tables' changelogs (to Faust's recovery and standbys)."""
+    from streamapp.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path))
+    routes = drain.routes_of(app)
+    for name, agent in app.agents.items():
+        channel = agent.channel
+        assert isinstance(channel, drain.RoutedTopic), name
+        assert set(channel.topics) <= set(routes), name
+    assert (len(routes["telemetry"]), len(routes["tesla_V"])) == (3, 2)
