@@ -2,7 +2,8 @@
 
 A view refuses by raising `ApiError(code, detail)`, from its own code or from the
 helpers here: `check_key` (the API key), `check_rate` (the endpoint's rate limit) and
-`json_body`/`read_body` (stopping at HTTP_MAX_BODY_BYTES). `on_request_error` answers
+`json_body`/`read_body` (stopping at HTTP_MAX_BODY_BYTES); `refusing` turns the domain
+exceptions of a call into their codes (one table per API). `on_request_error` answers
 it, and Faust's own refusals, through `refuse`: the `{"error", "detail"}` body of
 streamapp/web/errors.py and one log line. `ApiView.bound` gives the views of one
 worker its settings and its rate limiter.
@@ -10,7 +11,8 @@ worker its settings and its rate limiter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from faust.web import Request, Response, View
@@ -19,7 +21,7 @@ from faust.web.exceptions import WebError
 from streamapp.contracts.codec import Invalid, decode_json
 from streamapp.settings import Settings
 from streamapp.web.auth import API_KEY_HEADER, FORWARDED_FOR_HEADER, client_identity, key_refusal
-from streamapp.web.errors import CODE_OF_STATUS, ERRORS, error_body, log_refusal
+from streamapp.web.errors import CODE_OF_STATUS, ERRORS, error_body, log_refusal, storage_failure
 from streamapp.web.metrics import HTTP_RATE_LIMITED
 from streamapp.web.ratelimit import RateLimiter, retry_after
 
@@ -33,6 +35,22 @@ class ApiError(WebError):
         super().__init__(detail, code=ERRORS[error], **extra)
         self.error = error
         self.headers = dict(headers or {})
+
+
+@contextmanager
+def refusing(codes: Mapping[type[Exception], str], doing: str, endpoint: str) -> Iterator[None]:
+    """Raise the `ApiError` of an exception met while `doing`: its code in `codes` (the
+    first class it is an instance of), else for an `OSError` the code `storage_failure`
+    gives; any other exception passes (the middleware answers it as a logged 500)."""
+    try:
+        yield
+    except Exception as exc:
+        code = next((code for kind, code in codes.items() if isinstance(exc, kind)), None)
+        if code is not None:
+            raise ApiError(code, str(exc)) from None
+        if isinstance(exc, OSError):
+            raise ApiError(*storage_failure(exc, doing, endpoint)) from None
+        raise
 
 
 async def read_limited(stream: Any, limit: int) -> bytes | None:

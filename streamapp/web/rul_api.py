@@ -31,12 +31,21 @@ from streamapp.rul.training.jobs import (
     parse_train_request,
 )
 from streamapp.settings import Settings
-from streamapp.web.base import ApiError, ApiView
-from streamapp.web.errors import storage_failure
+from streamapp.web.base import ApiError, ApiView, refusing
 from streamapp.web.ratelimit import PREDICT, TRAIN
 
 PREFIX = "/api/v1/rul"
 MAX_STEPS = 10_000
+# The domain exceptions of these endpoints and their error codes (ERRORS gives the status).
+REFUSALS: dict[type[Exception], str] = {
+    InvalidVersion: "invalid_version",
+    UnknownVersion: "unknown_version",
+    ArtifactError: "invalid_artifact",
+    JobBusy: "job_running",
+    ModelsNotWritable: "not_writable",
+    DataUnavailable: "invalid_dataset",
+    StorageUnavailable: "storage_unavailable",
+}
 
 
 def register(app: faust.App, settings: Settings, live: LiveModel, base: type[ApiView]) -> TrainJobs:
@@ -52,13 +61,10 @@ def register(app: faust.App, settings: Settings, live: LiveModel, base: type[Api
         """Versions, the active one (models/ACTIVE) and the one this worker serves."""
 
         async def get(self, request: Request) -> Response:
-            try:
+            with refusing(REFUSALS, "read the models folder", request.path):
                 summary = await asyncio.to_thread(
                     models_summary, settings.models_dir, live.ensemble
                 )
-            except OSError as exc:
-                doing = "read the models folder"
-                raise ApiError(*storage_failure(exc, doing, request.path)) from None
             return self.json(summary)
 
     @app.page(f"{PREFIX}/models/{{version}}/activate")
@@ -67,17 +73,9 @@ def register(app: faust.App, settings: Settings, live: LiveModel, base: type[Api
 
         async def post(self, request: Request, version: str) -> Response:
             self.check_key(request, "model activation")
-            try:
+            doing = f"activate {version} (write {settings.models_dir}/ACTIVE)"
+            with refusing(REFUSALS, doing, request.path):
                 await asyncio.to_thread(activate, settings.models_dir, version)
-            except InvalidVersion as exc:
-                raise ApiError("invalid_version", str(exc)) from None
-            except UnknownVersion as exc:
-                raise ApiError("unknown_version", str(exc)) from None
-            except ArtifactError as exc:
-                raise ApiError("invalid_artifact", str(exc)) from None
-            except OSError as exc:
-                doing = f"activate {version} (write {settings.models_dir}/ACTIVE)"
-                raise ApiError(*storage_failure(exc, doing, request.path)) from None
             await live.refresh()
             serving = live.ensemble.version if live.ensemble else None
             return self.json({"active": version, "serving": serving})
@@ -109,19 +107,8 @@ def register(app: faust.App, settings: Settings, live: LiveModel, base: type[Api
             parsed = parse_train_request(await self.json_body(request))
             if isinstance(parsed, Invalid):
                 raise ApiError("invalid_request", parsed.reason)
-            try:
+            with refusing(REFUSALS, "create the job's directory", request.path):
                 job = await jobs.submit(parsed)
-            except JobBusy as exc:
-                raise ApiError("job_running", str(exc)) from None
-            except ModelsNotWritable as exc:
-                raise ApiError("not_writable", str(exc)) from None
-            except DataUnavailable as exc:
-                raise ApiError("invalid_dataset", str(exc)) from None
-            except StorageUnavailable as exc:
-                raise ApiError("storage_unavailable", str(exc)) from None
-            except OSError as exc:
-                doing = "create the job's directory"
-                raise ApiError(*storage_failure(exc, doing, request.path)) from None
             return self.json(
                 {"job_id": job.id, "status": job.status, "status_url": f"{PREFIX}/train/{job.id}"},
                 status=202,

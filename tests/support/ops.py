@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streamapp import s3
 from streamapp.runtime.clients import ConsumedRecord, consume, produce_lines
 from streamapp.settings import Settings
-from tests.conftest import settings_from_env, stack_env
+from tests.conftest import ROOT, settings_from_env, stack_env
 from tests.support.worker import WorkerProcess
 
 Families = dict[str, Any]
@@ -38,6 +39,21 @@ def running_worker(
         yield worker, env
     finally:
         worker.kill()
+
+
+@contextmanager
+def running_model_worker(
+    kafka_broker: str, s3_server: str, state_dir: Path, log: Path, **extra_env: str
+) -> Iterator[tuple[WorkerProcess, dict[str, str]]]:
+    """`running_worker` serving a copy of the shipped models (training jobs and activations
+    write there, never to the repository's `models/`), on one torch thread."""
+    models = state_dir / "models"
+    shutil.copytree(ROOT / "models", models)
+    with running_worker(
+        kafka_broker, s3_server, state_dir / "worker", log,
+        MODELS_DIR=str(models), TORCH_THREADS="1", **extra_env,
+    ) as started:  # fmt: skip
+        yield started
 
 
 def scrape(worker: WorkerProcess) -> Families:

@@ -9,15 +9,13 @@ content alone.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.support.ops import running_worker
+from tests.support.ops import running_model_worker, running_worker
 from tests.support.worker import WorkerProcess
 
 API_KEY = "test-key-7f3a9c"
@@ -58,12 +56,9 @@ def api_worker(
     tmp_path_factory: pytest.TempPathFactory,
     artifacts_dir: Path,
 ) -> Iterator[tuple[WorkerProcess, dict[str, str]]]:
-    state = tmp_path_factory.mktemp("api-worker")
-    models = state / "models"
-    shutil.copytree(ROOT / "models", models)
-    with running_worker(
-        kafka_broker, s3_server, state / "worker", artifacts_dir / "api-worker.log",
-        API_KEY=API_KEY, MODELS_DIR=str(models), TORCH_THREADS="1",
+    with running_model_worker(
+        kafka_broker, s3_server, tmp_path_factory.mktemp("api-worker"),
+        artifacts_dir / "api-worker.log", API_KEY=API_KEY,
         HTTP_MAX_BODY_BYTES=str(API_MAX_BODY), HTTP_RATE_PREDICT_PER_S="0",
         HTTP_RATE_TRAIN_PER_S="0", HTTP_RATE_TELEMETRY_PER_S="0", BUFFER_FLUSH_INTERVAL="1",
     ) as started:  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from streamapp import s3
 from streamapp.rul.training.artifacts import load_active
 from tests.conftest import ROOT
 from tests.rul.synthetic import write_cmapss
-from tests.support.ops import get_json, post, running_worker, settings_of, wait_for
+from tests.support.ops import get_json, post, running_model_worker, settings_of, wait_for
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -29,13 +28,13 @@ def api_worker(
     kafka_broker: str, s3_server: str, tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
 ) -> Iterator[tuple[WorkerProcess, dict[str, str]]]:
     """A worker serving a copy of the shipped models (training jobs write new versions there)."""
-    state = tmp_path_factory.mktemp("rul-api")
-    models = state / "models"
-    shutil.copytree(ROOT / "models", models)
-    with running_worker(
-        kafka_broker, s3_server, state / "worker", artifacts_dir / "rul-api-worker.log",
-        API_KEY=API_KEY, MODELS_DIR=str(models), TORCH_THREADS="1",
-    ) as started:  # fmt: skip
+    with running_model_worker(
+        kafka_broker,
+        s3_server,
+        tmp_path_factory.mktemp("rul-api"),
+        artifacts_dir / "rul-api-worker.log",
+        API_KEY=API_KEY,
+    ) as started:
         yield started
 
 
