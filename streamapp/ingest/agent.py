@@ -17,7 +17,6 @@ import faust
 from faust.types import Message
 
 from streamapp.contracts.codec import Invalid
-from streamapp.contracts.deadletter import DeadLetter
 from streamapp.contracts.telemetry import validate_telemetry
 from streamapp.contracts.tesla import decode_tesla
 from streamapp.ingest.metrics import MESSAGES, NORMALISED
@@ -44,9 +43,7 @@ class TelemetryValidator:
         for message in messages:
             result = validate_telemetry(message.value, message.key, self.max_bytes)
             if isinstance(result, Invalid):
-                await checkpoint.dead_letter(
-                    self.dlq, DeadLetter.from_message(message, result.reason)
-                )
+                await checkpoint.refuse(self.dlq, message, result.reason)
             else:
                 valid += 1
         MESSAGES.labels(self.topic, "valid").inc(valid)
@@ -71,9 +68,7 @@ class TeslaNormaliser:
         for message in messages:
             result = decode_tesla(message.value, self.max_bytes)
             if isinstance(result, Invalid):
-                await checkpoint.dead_letter(
-                    self.dlq, DeadLetter.from_message(message, result.reason)
-                )
+                await checkpoint.refuse(self.dlq, message, result.reason)
                 continue
             valid += 1
             await checkpoint.send(self.output, result.asset_id.encode(), result.to_bytes())

@@ -181,6 +181,10 @@ class Checkpoint:
         await self.effects.dead_letter(topic, letter)
         self._letters = True
 
+    async def refuse(self, topic: faust.TopicT, message: Message, reason: str) -> None:
+        """Stage 1: the dead letter of an input message, under its own key and coordinates."""
+        await self.dead_letter(topic, DeadLetter.from_message(message, reason))
+
     def write(self, table: Table, key: bytes, value: bytes, message: Message) -> None:
         """Stage 2: store `value` under `key` in the partition of `message`."""
         self._writes.setdefault(table, {})[key] = (value, message)

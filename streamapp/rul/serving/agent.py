@@ -24,7 +24,6 @@ import torch
 from faust.types import TP, Message
 
 from streamapp.contracts.codec import Invalid
-from streamapp.contracts.deadletter import DeadLetter
 from streamapp.contracts.features import FeatureRecord, parse_feature_record
 from streamapp.contracts.predictions import prediction_record
 from streamapp.rul.serving import metrics
@@ -116,13 +115,11 @@ class RulAgent:
         for message in messages:
             record = parse_feature_record(message.value, self.max_bytes)
             if isinstance(record, Invalid):
-                await checkpoint.dead_letter(
-                    self.dlq, DeadLetter.from_message(message, record.reason)
-                )
+                await checkpoint.refuse(self.dlq, message, record.reason)
                 continue
             if needed is not None and (missing := missing_features(record, needed)):
                 reason = f"missing features: {', '.join(missing)}"
-                await checkpoint.dead_letter(self.dlq, DeadLetter.from_message(message, reason))
+                await checkpoint.refuse(self.dlq, message, reason)
                 continue
             state = self._state_of(record.asset_id, message, generation)
             outcome = apply(state, record, message.offset, needed, capacity)
