@@ -20,6 +20,8 @@ import yaml
 from streamapp.features.windows import WindowKind
 
 PACKAGED = Path(__file__).with_name("classes.yaml")
+#: One class for every asset, windowed by the WINDOW_* settings.
+UNIFORM = Path(__file__).with_name("uniform.yaml")
 #: The window shape of a class whose `windows` is `settings`: the WINDOW_* settings.
 FROM_SETTINGS = "settings"
 _KINDS = get_args(WindowKind)

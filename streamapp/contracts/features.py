@@ -32,12 +32,15 @@ def encode_features(
     count: int,
     window_kind: str,
     cycle: int | None = None,
+    asset_class: str | None = None,
 ) -> bytes:
     """The record of one closed window [start_ms, end_ms) of `count` samples, as bytes."""
     end = format_ts(end_ms)
     metadata: dict[str, Any] = {"source": SOURCE, "window_kind": window_kind}
     if cycle is not None:
         metadata["cycle"] = cycle
+    if asset_class is not None:
+        metadata["asset_class"] = asset_class
     record = {
         "asset_id": asset_id,
         "sensor_id": "all",

@@ -20,22 +20,24 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import faust
 from faust.types import TP, Message
 
+from streamapp.assets.classes import AssetClass, AssetClasses
 from streamapp.contracts.codec import Invalid
 from streamapp.contracts.deadletter import DeadLetter
 from streamapp.contracts.telemetry import validate_telemetry
 from streamapp.features import metrics
-from streamapp.features.partition import ExpiryIndex, PartitionClock, clock_key
+from streamapp.features.partition import Expiry, ExpiryIndex, PartitionClock, clock_key
 from streamapp.features.windows import (
     DIRECT,
     AssetState,
     BatchResult,
     FeatureExtractor,
+    Profile,
     Record,
-    Windows,
     build_windows,
 )
 from streamapp.runtime import drain, signals, tables
@@ -62,15 +64,56 @@ ORIGIN_OFFSET = "streamapp.origin.offset"
 ORIGIN_TIMESTAMP = "streamapp.origin.timestamp"
 
 
-def extractor_from(settings: Settings) -> FeatureExtractor:
-    windows = build_windows(
-        settings.window_kind,
-        settings.window_size,
-        settings.window_step,
-        settings.window_grace,
-        settings.window_idle_timeout,
+def extractor_from(settings: Settings, classes: AssetClasses | None = None) -> FeatureExtractor:
+    """The extractor of the worker: a profile per asset class (`ASSET_CLASSES`), each
+    record classified by its asset id, metadata, source topic and signal names."""
+    classes = classes or AssetClasses.load(settings.asset_classes)
+    profiles = {
+        name: profile_of(asset_class, settings) for name, asset_class in classes.classes.items()
+    }
+    topic = settings.topic_telemetry
+
+    def classify(record: Record) -> str:
+        telemetry = record.telemetry
+        metadata = telemetry.metadata
+        source = metadata.get("source_topic")
+        return classes.classify(
+            telemetry.asset_id,
+            metadata,
+            source if isinstance(source, str) else topic,
+            telemetry.signals,
+        )
+
+    return FeatureExtractor(profiles, classes.default, classify)
+
+
+def profile_of(asset_class: AssetClass, settings: Settings) -> Profile:
+    """A class's windows, signals and features; what it leaves out, the settings give
+    (windows: WINDOW_*; FEATURE_SIGNALS, FEATURE_NAMES). Its idle timeout is its own
+    `idle_s`, else WINDOW_IDLE_TIMEOUT, raised to the least its windows allow (size +
+    grace) for a class whose windows are longer."""
+    shape = asset_class.windows
+    if shape is None:
+        windows = build_windows(
+            settings.window_kind,
+            settings.window_size,
+            settings.window_step,
+            settings.window_grace,
+            settings.window_idle_timeout,
+        )
+    elif shape.idle_s is not None:
+        windows = build_windows(shape.kind, shape.size_s, shape.step_s, shape.grace_s, shape.idle_s)
+    else:
+        windows = build_windows(shape.kind, shape.size_s, shape.step_s, shape.grace_s)
+        idle_ms = max(settings.window_idle_timeout * 1000.0, windows.least_idle_ms)
+        windows = replace(windows, idle_ms=idle_ms)
+    return Profile.of(
+        windows,
+        asset_class.signals or settings.feature_signals,
+        asset_class.features or settings.feature_names,
+        asset_class.name,
+        asset_class.bare_signal,
     )
-    return FeatureExtractor(windows, settings.feature_signals, settings.feature_names)
 
 
 def repartition_topic_name(settings: Settings) -> str:
@@ -96,7 +139,7 @@ class FeatureAgent:
     ) -> None:
         self.extractor = extractor
         self.table = table
-        self.state = FeatureTable(table, extractor.windows, settings.feature_state_cache_assets)
+        self.state = FeatureTable(table, extractor, settings.feature_state_cache_assets)
         self.output = output
         self.repartition = repartition
         self.dlq = dlq
@@ -179,7 +222,8 @@ class FeatureAgent:
                 state.forget()
                 return
             for asset_id, new in result.states.items():
-                state.index(last_message[asset_id].partition).set(asset_id, new.watermark)
+                index = state.index(last_message[asset_id].partition)
+                index.set(asset_id, new.watermark, new.asset_class)
                 self.open_windows[asset_id] = self.extractor.open_windows(new)
             expired += result.expired
             metrics.REPLAYED_EVENTS.inc(result.replayed)
@@ -373,9 +417,9 @@ class FeatureTable:
     which (with its changelog) stays the truth.
     """
 
-    def __init__(self, table: Table, windows: Windows, cache_size: int) -> None:
+    def __init__(self, table: Table, expiry: Expiry, cache_size: int) -> None:
         self.table = table
-        self.windows = windows
+        self.expiry = expiry
         self.cache: StateCache[AssetState] = StateCache(cache_size)
         self.clocks: dict[int, PartitionClock] = {}
         self.indexes: dict[int, ExpiryIndex] = {}
@@ -408,7 +452,7 @@ class FeatureTable:
         index = self.indexes.get(partition)
         if index is None:
             items = tables.partition_items(self.table, partition)
-            index = self.indexes[partition] = ExpiryIndex.scan(self.windows, items)
+            index = self.indexes[partition] = ExpiryIndex.scan(self.expiry, items)
         return index
 
     def remember(self, result: BatchResult) -> None:

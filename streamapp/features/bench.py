@@ -6,6 +6,8 @@ stopped here. The ceiling is a plain aiokafka consumer decoding each value as JS
 (the archive bench's `raw_consume`); the feature agent runs in an in-process Faust app
 with its RocksDB table and changelog, timed from its first record to the N-th record
 applied, with the closed windows' features produced and acknowledged by the broker.
+Every asset is one class windowed by the WINDOW_* settings (`assets/uniform.yaml`), so
+the figures stay comparable with those from before asset classes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from streamapp.assets.classes import UNIFORM
 from streamapp.bench.harness import (
     PARTITIONS,
     bench_app,
@@ -91,7 +94,9 @@ async def run_bench(settings: Settings, count: int, data_dir: Path) -> dict[str,
 def bench_features(count: int) -> dict[str, Any]:
     """Start a private embedded broker, run the bench, stop the broker."""
     with private_broker("features") as (broker, state):
-        settings = bench_settings(broker.bootstrap, "features")
+        settings = bench_settings(broker.bootstrap, "features").model_copy(
+            update={"asset_classes": UNIFORM}
+        )
         return {
             "broker": broker_label(broker),
             **asyncio.run(run_bench(settings, count, state / "faust")),

@@ -16,8 +16,9 @@ import math
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from streamapp.features.windows import AssetState, Windows
+from streamapp.features.windows import AssetState
 from streamapp.runtime.tables import OFFSET_KEY
 
 _CLOCK_PREFIX = b"\x00streamapp.features.clock."
@@ -66,30 +67,38 @@ class PartitionClock:
         return cls(stream_ms, offsets)
 
 
+class Expiry(Protocol):
+    """When an asset expires (`FeatureExtractor`: by the windows of its class)."""
+
+    bucket_ms: int
+
+    def expires_at(self, watermark: float, asset_class: str) -> float: ...
+
+
 class ExpiryIndex:
     """Asset ids by expiry clock, bucketed by window size so a due check reads few buckets."""
 
-    def __init__(self, windows: Windows) -> None:
-        self._windows = windows
-        self._bucket_ms = windows.size_ms
+    def __init__(self, expiry: Expiry) -> None:
+        self._expiry_of = expiry.expires_at
+        self._bucket_ms = expiry.bucket_ms
         self._expiry: dict[str, float] = {}
         self._buckets: dict[float, set[str]] = {}  # -inf: already due
 
     @classmethod
-    def scan(cls, windows: Windows, items: Iterable[tuple[bytes, bytes]]) -> ExpiryIndex:
+    def scan(cls, expiry: Expiry, items: Iterable[tuple[bytes, bytes]]) -> ExpiryIndex:
         """The index of a partition's stored states (reads only each value's header)."""
-        index = cls(windows)
+        index = cls(expiry)
         for key, value in items:
             if is_asset_key(key):
-                index.set(key.decode(), AssetState.watermark_of(value))
+                index.set(key.decode(), *AssetState.header_of(value))
         return index
 
     def __len__(self) -> int:
         return len(self._expiry)
 
-    def set(self, asset_id: str, watermark: float) -> None:
+    def set(self, asset_id: str, watermark: float, asset_class: str) -> None:
         self.remove(asset_id)
-        expires = self._windows.expires_at(watermark)
+        expires = self._expiry_of(watermark, asset_class)
         if math.isnan(expires) or expires == math.inf:
             return
         bucket = -math.inf if expires == -math.inf else math.floor(expires / self._bucket_ms)

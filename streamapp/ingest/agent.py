@@ -71,6 +71,8 @@ class TeslaNormaliser:
                 await checkpoint.refuse(self.dlq, message, result.reason)
                 continue
             valid += 1
+            # The topic it came from, for the asset-class rules (`topic: tesla_V`).
+            result.metadata["source_topic"] = self.topic
             await checkpoint.send(self.output, result.asset_id.encode(), result.to_bytes())
         NORMALISED.inc(valid)
         MESSAGES.labels(self.topic, "valid").inc(valid)

@@ -25,6 +25,7 @@ from streamapp.features.windows import (
     LATE,
     AssetState,
     FeatureExtractor,
+    Profile,
     Record,
     build_windows,
 )
@@ -89,7 +90,7 @@ def windows(emitted: list[bytes]) -> list[tuple[str, str, int]]:
 
 
 def test_a_silent_asset_expires_its_windows_are_emitted_and_its_state_deleted() -> None:
-    extractor = FeatureExtractor(TUMBLING)
+    extractor = FeatureExtractor.single(TUMBLING)
     quiet = [("quiet", s, float(s)) for s in range(16)]  # windows [0,10) and [10,20)
     clock = [("clock", s, 1.0) for s in range(40, 52)]  # moves the partition clock only
     partition = Partition()
@@ -108,7 +109,7 @@ def test_a_silent_asset_expires_its_windows_are_emitted_and_its_state_deleted() 
 
 
 def test_late_records_of_a_forgotten_asset_are_still_dead_lettered() -> None:
-    extractor = FeatureExtractor(TUMBLING)
+    extractor = FeatureExtractor.single(TUMBLING)
     points = [("quiet", s, 1.0) for s in range(16)] + [("clock", s, 1.0) for s in range(40, 52)]
     points += [
         ("quiet", 12, 99.0),  # in [10,20): emitted when "quiet" expired
@@ -152,7 +153,7 @@ def test_an_asset_back_after_expiry_starts_afresh_whatever_the_batching() -> Non
     for cuts in ([], [8], [10], [12, 13]):
         partition = Partition()
         for lo, hi in itertools.pairwise([0, *cuts, len(records)]):
-            partition.batch(FeatureExtractor(spec), records[lo:hi])
+            partition.batch(FeatureExtractor.single(spec), records[lo:hi])
         assert partition.rejected == []
         outcomes.append(sorted(partition.emitted))
     assert all(outcome == outcomes[0] for outcome in outcomes)
@@ -199,7 +200,7 @@ def test_expiry_matches_offline_numpy(kind: str) -> None:
     records = simulated(seed=4)
     partition = Partition()
     for lo, hi in itertools.pairwise([0, 100, 101, 400, len(records)]):
-        partition.batch(FeatureExtractor(SPECS[kind]), records[lo:hi])
+        partition.batch(FeatureExtractor.single(SPECS[kind]), records[lo:hi])
     expected, late = offline_features(SPECS[kind], records)
     assert partition.expired, "the scenario must expire assets"
     assert late and sorted(partition.rejected) == sorted(late)
@@ -229,13 +230,13 @@ def test_batching_and_crashes_never_change_a_byte(
     batch comes again from the committed offsets): same windows, same bytes."""
     records = simulated(seed=9)
     whole = Partition()
-    whole.batch(FeatureExtractor(SPECS[kind]), records)
+    whole.batch(FeatureExtractor.single(SPECS[kind]), records)
     partition = Partition()
     bounds = [0, *sorted(c for c in cuts if c < len(records)), len(records)]
     for lo, hi in itertools.pairwise(bounds):
-        partition.batch(FeatureExtractor(SPECS[kind]), records[lo:hi], lost)
+        partition.batch(FeatureExtractor.single(SPECS[kind]), records[lo:hi], lost)
         if lost:
-            partition.batch(FeatureExtractor(SPECS[kind]), records[lo:hi])
+            partition.batch(FeatureExtractor.single(SPECS[kind]), records[lo:hi])
     assert sorted(set(partition.emitted)) == sorted(whole.emitted)
     assert len(set(windows(partition.emitted))) == len(whole.emitted)
     assert sorted(set(partition.rejected)) == sorted(whole.rejected)
@@ -243,16 +244,31 @@ def test_batching_and_crashes_never_change_a_byte(
 
 
 def test_expiry_index_finds_due_assets_in_order() -> None:
-    index = ExpiryIndex(TUMBLING)
+    index = ExpiryIndex(FeatureExtractor.single(TUMBLING))
     for asset, seconds in [("a", 5), ("b", 1), ("c", 50), ("d", 31)]:
-        index.set(asset, T0 + seconds * 1000)
+        index.set(asset, T0 + seconds * 1000, "")
     assert index.due(T0 + 36_000, 10) == ["b", "a"]
     assert index.due(T0 + 36_000, 1) == ["b"]
-    index.set("b", T0 + 20_000)  # reported again: moves on
+    index.set("b", T0 + 20_000, "")  # reported again: moves on
     index.remove("a")
     assert index.due(T0 + 61_000, 10) == ["b", "d"] and len(index) == 3
     stored = {b"x": AssetState(watermark=T0).to_bytes(), clock_key(3): PartitionClock().to_bytes()}
-    assert ExpiryIndex.scan(TUMBLING, stored.items()).due(T0 + 30_000, 5) == ["x"]
+    scanned = ExpiryIndex.scan(FeatureExtractor.single(TUMBLING), stored.items())
+    assert scanned.due(T0 + 30_000, 5) == ["x"]
+
+
+def test_expiry_follows_each_assets_class() -> None:
+    """An asset expires by the idle timeout of its own class's windows."""
+    short = build_windows("tumbling", 10, None, 0, 20)
+    extractor = FeatureExtractor({"short": Profile.of(short), "long": Profile.of(TUMBLING)}, "long")
+    index = ExpiryIndex(extractor)
+    index.set("s", T0, "short")
+    index.set("l", T0, "long")
+    index.set("old", T0, "")  # a state written before classes: the default class
+    assert index.due(T0 + 20_000, 10) == ["s"]
+    assert TUMBLING.expires_at(T0) > T0 + 20_000
+    due = index.due(TUMBLING.expires_at(T0), 10)
+    assert due[0] == "s" and set(due) == {"s", "l", "old"}
 
 
 def test_partition_clock() -> None:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from streamapp.assets.classes import UNIFORM
 from streamapp.contracts.telemetry import Telemetry, validate_telemetry
 from streamapp.features.agent import extractor_from
 from streamapp.runtime.clients import consume, produce_lines
@@ -22,6 +23,7 @@ from tests.features.offline import offline_features
 pytestmark = pytest.mark.integration
 
 WINDOW_ENV = {
+    "ASSET_CLASSES": str(UNIFORM),
     "WINDOW_KIND": "tumbling",
     "WINDOW_SIZE": "5",
     "WINDOW_GRACE": "2",
@@ -41,7 +43,9 @@ def expected_for(env: dict[str, str], pairs: list[tuple[bytes, bytes]]):
         records.append(
             SimpleNamespace(asset_id=telemetry.asset_id, telemetry=telemetry, ref=offset)
         )
-    expected, late = offline_features(extractor_from(settings_from_env(env)).windows, records)
+    expected, late = offline_features(
+        extractor_from(settings_from_env(env)).profiles["generic"].windows, records
+    )
     assert late == []
     return expected
 

@@ -101,6 +101,7 @@ def test_tesla_records_are_sent_as_telemetry_and_acked_after_delivery() -> None:
     record = json.loads(value)
     assert record["asset_id"] == VIN
     assert record["signals"]["VehicleSpeed"] == 55.0
+    assert record["metadata"]["source_topic"] == TESLA
     _, dlq, letter = effects.log[1]
     assert dlq == SETTINGS.dlq_topic(TESLA)
     assert (letter.topic, letter.partition, letter.offset) == (TESLA, 2, 11)

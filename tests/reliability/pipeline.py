@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from streamapp.assets.classes import UNIFORM
 from streamapp.features.agent import extractor_from
 from streamapp.rul.training.artifacts import load_active
 from streamapp.settings import Settings
@@ -28,7 +29,9 @@ from tests.reliability.expected import (
 from tests.reliability.traffic import Collected, predictions_of, windows_of
 
 MODELS = ROOT / "models"
+# One class (the WINDOW_* settings) for every asset: each suite sets the windows it tests.
 PIPELINE_ENV = {
+    "ASSET_CLASSES": str(UNIFORM),
     "WINDOW_GRACE": "2",
     "FEATURE_BATCH_WITHIN_S": "0.2",
     "MODELS_DIR": str(MODELS),
@@ -48,7 +51,7 @@ class Expected:
     ) -> Expected:
         """One prediction per window (`dataclasses.replace` the count where that differs)."""
         windows = expected_windows(
-            extractor_from(settings).windows,
+            extractor_from(settings).profiles["generic"].windows,
             telemetry_records(telemetry, tesla, settings.max_payload_bytes),
         )
         return cls(windows, len(windows))

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from rocksdict import AccessType, Options, Rdict
 
+from streamapp.assets.classes import UNIFORM
 from streamapp.contracts.codec import format_ts
 from streamapp.features.agent import TABLE_NAME
 from streamapp.features.partition import is_asset_key
@@ -109,6 +110,7 @@ def test_rss_and_rocksdb_stay_bounded(
     assets = request.config.getoption("--resource-assets")
     env = {
         **isolated_env,
+        "ASSET_CLASSES": str(UNIFORM),
         "WINDOW_KIND": "tumbling",
         "WINDOW_SIZE": str(TICK_S),
         "WINDOW_GRACE": "0",

@@ -33,7 +33,13 @@ reaches the cycle's last timestamp + grace; a record of a closed cycle is late.
 """
 
 from streamapp.features.windows.emission import Emission
-from streamapp.features.windows.extractor import DIRECT, BatchResult, FeatureExtractor, Record
+from streamapp.features.windows.extractor import (
+    DIRECT,
+    BatchResult,
+    FeatureExtractor,
+    Profile,
+    Record,
+)
 from streamapp.features.windows.kinds import (
     LATE,
     NO_CYCLE,
@@ -57,6 +63,7 @@ __all__ = [
     "FeatureExtractor",
     "HoppingWindows",
     "Pane",
+    "Profile",
     "Record",
     "TumblingWindows",
     "WindowKind",

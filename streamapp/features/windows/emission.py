@@ -25,11 +25,24 @@ class Emission:
 
 
 class Emitter:
-    """Encodes closed windows as `<signal>_<feature>` records; `features`: which ones."""
+    """Encodes closed windows as `<signal>_<feature>` records; `features`: which ones.
 
-    def __init__(self, kind: WindowKind, features: tuple[str, ...]) -> None:
+    The features of `bare_signal` are named bare (`rms`, not `vibration_rms`), as the
+    vibration feature services of a rotating fleet publish them; `asset_class`, when
+    set, is stamped in each record's metadata for the RUL agent.
+    """
+
+    def __init__(
+        self,
+        kind: WindowKind,
+        features: tuple[str, ...],
+        asset_class: str | None = None,
+        bare_signal: str | None = None,
+    ) -> None:
         self.kind = kind
         self.features = features
+        self.asset_class = asset_class
+        self.bare_signal = bare_signal
         self._keys: dict[str, list[str]] = {}
 
     def emit(self, closed: list[ClosedWindow]) -> list[Emission]:
@@ -75,6 +88,7 @@ class Emitter:
                 window.count,
                 self.kind,
                 window.cycle,
+                self.asset_class,
             )
             emissions.append(Emission(window.asset_id, window.end, value, window.closed_at_ms))
         return emissions
@@ -83,5 +97,8 @@ class Emitter:
         """`<signal>_<feature>` for each emitted feature, built once per signal."""
         keys = self._keys.get(name)
         if keys is None:
-            keys = self._keys[name] = [f"{name}_{feature}" for feature in self.features]
+            if name == self.bare_signal:
+                keys = self._keys[name] = list(self.features)
+            else:
+                keys = self._keys[name] = [f"{name}_{feature}" for feature in self.features]
         return keys

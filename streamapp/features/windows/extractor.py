@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,22 +61,75 @@ class _Samples:
     signals: list[dict[str, float]] = field(default_factory=list)
 
 
-class FeatureExtractor:
-    """Applies batches of records to asset states and returns what to emit.
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How the assets of one class are windowed: the window kind, the signals kept (None:
+    all of them) and the emitter of their records."""
 
-    `signals`/`features` select what is emitted (empty: everything).
-    """
+    windows: Windows
+    signals: frozenset[str] | None
+    emitter: Emitter
 
-    def __init__(
-        self, windows: Windows, signals: list[str] | None = None, features: list[str] | None = None
-    ) -> None:
+    @classmethod
+    def of(
+        cls,
+        windows: Windows,
+        signals: list[str] | tuple[str, ...] | None = None,
+        features: list[str] | tuple[str, ...] | None = None,
+        asset_class: str | None = None,
+        bare_signal: str | None = None,
+    ) -> Profile:
+        """`signals`/`features` select what is emitted (empty: everything); `asset_class`
+        is stamped on every record; the features of `bare_signal` are named bare."""
         unknown = set(features or ()) - set(acc_ops.FEATURES)
         if unknown:
             raise ValueError(f"unknown features {sorted(unknown)}; known: {acc_ops.FEATURES}")
-        self.windows = windows
-        self.signals = frozenset(signals) if signals else None
-        self.emitter = Emitter(
-            windows.kind, tuple(f for f in acc_ops.FEATURES if not features or f in features)
+        chosen = tuple(f for f in acc_ops.FEATURES if not features or f in features)
+        emitter = Emitter(windows.kind, chosen, asset_class, bare_signal)
+        return cls(windows, frozenset(signals) if signals else None, emitter)
+
+
+class FeatureExtractor:
+    """Applies batches of records to asset states and returns what to emit.
+
+    Each asset is windowed by the profile of its class. A state takes its class from the
+    record that starts it (`classify`) and keeps it while it lives, so an asset's windows
+    never change kind in the middle; a state of a class with no profile (written before
+    classes existed, or of a class since removed) follows the `default` profile.
+    """
+
+    def __init__(
+        self,
+        profiles: Mapping[str, Profile],
+        default: str,
+        classify: Callable[[Record], str] | None = None,
+    ) -> None:
+        if default not in profiles:
+            raise ValueError(f"default class {default!r} has no profile")
+        self.profiles = dict(profiles)
+        self.default = default
+        self.classify = classify or (lambda record: default)
+        self.bucket_ms = min(profile.windows.size_ms for profile in self.profiles.values())
+
+    @classmethod
+    def single(
+        cls, windows: Windows, signals: list[str] | None = None, features: list[str] | None = None
+    ) -> FeatureExtractor:
+        """One profile for every asset (records carry no class)."""
+        return cls({"": Profile.of(windows, signals, features)}, "")
+
+    def profile_of(self, state: AssetState) -> Profile:
+        return self.profiles.get(state.asset_class) or self.profiles[self.default]
+
+    def expires_at(self, watermark: float, asset_class: str) -> float:
+        """The partition clock at which an asset of this class and watermark expires."""
+        profile = self.profiles.get(asset_class) or self.profiles[self.default]
+        return profile.windows.expires_at(watermark)
+
+    def _new_state(self, record: Record, offsets: dict[int, int] | None = None) -> AssetState:
+        """The state a record starts, of the record's class."""
+        return AssetState(
+            offsets={} if offsets is None else offsets, asset_class=self.classify(record)
         )
 
     def process(
@@ -98,31 +152,40 @@ class FeatureExtractor:
         retired: list[tuple[str, AssetState, Progress]] = []
         lives: dict[str, tuple[AssetState, Progress]] = {}
         for asset_id, asset_records in records.items():
-            state = states.get(asset_id) or AssetState()
+            state = states.get(asset_id) or self._new_state(asset_records[0])
             lives[asset_id] = self._apply(asset_id, state, asset_records, pending, result, retired)
         for asset_id, state in states.items():
             if asset_id not in lives:
                 lives[asset_id] = (state, Progress(state.watermark))
         self._accumulate(pending.values())
-        windows = self.windows
-        closed: list[ClosedWindow] = []
+        # Closed windows per profile, the profiles in order of first closing.
+        closed: dict[int, tuple[Profile, list[ClosedWindow]]] = {}
+
+        def close(asset_id: str, state: AssetState, progress: Progress, expired: bool) -> None:
+            profile = self.profile_of(state)
+            windows = profile.windows.close(asset_id, state, progress, expired)
+            if windows:
+                closed.setdefault(id(profile), (profile, []))[1].extend(windows)
+
         for asset_id, state, progress in retired:
-            closed += windows.close(asset_id, state, progress, expired=True)
+            close(asset_id, state, progress, True)
         ends = stream_end or {}
         for asset_id, (state, progress) in lives.items():
             end = ends.get(asset_id)
-            expired = end is not None and windows.expires_at(state.watermark) <= end
-            closed += windows.close(asset_id, state, progress, expired)
+            expires = self.profile_of(state).windows.expires_at
+            expired = end is not None and expires(state.watermark) <= end
+            close(asset_id, state, progress, expired)
             if asset_id in records:
                 result.states[asset_id] = state
             if expired:
                 result.expired.append(asset_id)
-        result.emissions = self.emitter.emit(closed)
+        for profile, windows in closed.values():
+            result.emissions += profile.emitter.emit(windows)
         return result
 
     def open_windows(self, state: AssetState) -> int:
         """How many windows of this asset hold data and have not closed."""
-        return self.windows.open_windows(state)
+        return self.profile_of(state).windows.open_windows(state)
 
     def _apply(
         self,
@@ -135,8 +198,10 @@ class FeatureExtractor:
     ) -> tuple[AssetState, Progress]:
         """Sequential part: offset guard, expiry, lateness, watermark, pane choice, and
         what the window kind does after a record. Returns the asset's state after its
-        records (a new one if it expired)."""
-        windows = self.windows
+        records (a new one if it expired: its class comes from the record that starts it)."""
+        profile = self.profile_of(state)
+        windows = profile.windows
+        keep = profile.signals
         known = set(state.names)
         progress = Progress(state.watermark)
         for record in asset_records:
@@ -151,7 +216,9 @@ class FeatureExtractor:
                 # batch's samples are in) and the record starts from nothing, exactly as
                 # if the state had been deleted at the end of an earlier batch.
                 retired.append((asset_id, state, progress))
-                state = AssetState(offsets=state.offsets)
+                state = self._new_state(record, state.offsets)
+                profile = self.profile_of(state)
+                windows, keep = profile.windows, profile.signals
                 known = set()
                 progress = Progress(state.watermark)
             state.offsets[record.source] = record.offset
@@ -167,7 +234,7 @@ class FeatureExtractor:
             result.applied += 1
             signals = telemetry.signals
             for name in signals:
-                if name not in known and (self.signals is None or name in self.signals):
+                if name not in known and (keep is None or name in keep):
                     known.add(name)
                     state.names.append(name)
             pane = state.panes.get(key)

@@ -25,7 +25,11 @@ class Pane:
 
 @dataclass(slots=True)
 class AssetState:
-    """Everything the table keeps for one asset; serialised as one value."""
+    """Everything the table keeps for one asset; serialised as one value.
+
+    `asset_class` is the class the asset's windows follow while this state lives ("" in
+    states written before classes existed: the default class).
+    """
 
     offsets: dict[int, int] = field(default_factory=dict)
     watermark: float = -math.inf
@@ -33,14 +37,18 @@ class AssetState:
     closed_cycle: int = -1
     names: list[str] = field(default_factory=list)
     panes: dict[int, Pane] = field(default_factory=dict)
+    asset_class: str = ""
 
     _HEADER = struct.Struct("<2sdqqHHI")
     _OFFSET = struct.Struct("<iq")
     _PANE = struct.Struct("<qdddqH")
-    _MAGIC = b"F1"
+    _MAGIC = b"F2"
+    _MAGIC_BEFORE_CLASSES = b"F1"
 
     def to_bytes(self) -> bytes:
-        """Compact binary form: a header, the signal names, then each pane's array."""
+        """Compact binary form: a header, the class, the signal names, then each pane's
+        array."""
+        asset_class = self.asset_class.encode()
         parts = [
             self._HEADER.pack(
                 self._MAGIC,
@@ -50,7 +58,9 @@ class AssetState:
                 len(self.offsets),
                 len(self.names),
                 len(self.panes),
-            )
+            ),
+            struct.pack("<H", len(asset_class)),
+            asset_class,
         ]
         for source in sorted(self.offsets):
             parts.append(self._OFFSET.pack(source, self.offsets[source]))
@@ -71,10 +81,15 @@ class AssetState:
     @classmethod
     def from_bytes(cls, data: bytes) -> AssetState:
         header = cls._HEADER.unpack_from(data, 0)
-        if header[0] != cls._MAGIC:
-            raise ValueError("not a feature state value")
-        _, watermark, max_cycle, closed_cycle, n_offsets, n_names, n_panes = header
+        magic, watermark, max_cycle, closed_cycle, n_offsets, n_names, n_panes = header
         pos = cls._HEADER.size
+        asset_class = ""
+        if magic == cls._MAGIC:
+            (length,) = struct.unpack_from("<H", data, pos)
+            asset_class = data[pos + 2 : pos + 2 + length].decode()
+            pos += 2 + length
+        elif magic != cls._MAGIC_BEFORE_CLASSES:
+            raise ValueError("not a feature state value")
         offsets = {}
         for _ in range(n_offsets):
             source, offset = cls._OFFSET.unpack_from(data, pos)
@@ -96,12 +111,17 @@ class AssetState:
             panes[key] = Pane(
                 key, origin, first_ts, last_ts, count, acc.reshape(rows, acc_ops.WIDTH).copy()
             )
-        return cls(offsets, watermark, max_cycle, closed_cycle, names, panes)
+        return cls(offsets, watermark, max_cycle, closed_cycle, names, panes, asset_class)
 
     @classmethod
-    def watermark_of(cls, data: bytes) -> float:
-        """The watermark of a serialised state, without decoding the rest."""
-        return struct.unpack_from("<d", data, 2)[0]
+    def header_of(cls, data: bytes) -> tuple[float, str]:
+        """The watermark and class of a serialised state, without decoding the rest."""
+        watermark = struct.unpack_from("<d", data, 2)[0]
+        if data[:2] != cls._MAGIC:
+            return watermark, ""
+        pos = cls._HEADER.size
+        (length,) = struct.unpack_from("<H", data, pos)
+        return watermark, data[pos + 2 : pos + 2 + length].decode()
 
     def padded(self, pane: Pane) -> np.ndarray:
         """The pane's accumulators with a row for every signal the asset has seen."""

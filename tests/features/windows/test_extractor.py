@@ -19,6 +19,7 @@ from streamapp.features.windows import (
     NO_CYCLE,
     AssetState,
     FeatureExtractor,
+    Profile,
     Record,
     Windows,
     build_windows,
@@ -68,7 +69,7 @@ def test_tumbling_and_hopping_window_assignment() -> None:
 
 
 def test_late_record_is_rejected_and_window_emitted_once() -> None:
-    extractor = FeatureExtractor(build_windows("tumbling", 10, None, 2))
+    extractor = FeatureExtractor.single(build_windows("tumbling", 10, None, 2))
     points = [(T0 + i * 1000, {"a": float(i)}, None) for i in range(13)]
     points.append((T0 + 5_000, {"a": 99.0}, None))  # window [0,10) closed at 12 s
     emitted, rejected, _ = run(extractor, make_records("A", points), [])
@@ -81,7 +82,7 @@ def test_late_record_is_rejected_and_window_emitted_once() -> None:
 
 
 def test_replayed_offsets_are_skipped() -> None:
-    extractor = FeatureExtractor(build_windows("tumbling", 10, None, 0))
+    extractor = FeatureExtractor.single(build_windows("tumbling", 10, None, 0))
     records = make_records("A", [(T0 + i * 1000, {"a": float(i)}, None) for i in range(25)])
     once, _, state_once = run(extractor, records, [])
     twice, _, state_twice = run(extractor, records[:15] + records[5:], [15])
@@ -89,7 +90,7 @@ def test_replayed_offsets_are_skipped() -> None:
 
 
 def test_cycle_windows_close_after_a_later_cycle_and_the_grace() -> None:
-    extractor = FeatureExtractor(build_windows("cycle", 10, None, 1))
+    extractor = FeatureExtractor.single(build_windows("cycle", 10, None, 1))
     points = []
     for cycle in (1, 2, 3):
         points += [(T0 + cycle * 10_000 + i * 400, {"s": cycle + i}, cycle) for i in range(3)]
@@ -106,12 +107,13 @@ def test_cycle_windows_close_after_a_later_cycle_and_the_grace() -> None:
 
 
 def test_selected_signals_and_features() -> None:
-    extractor = FeatureExtractor(build_windows("tumbling", 1, None, 0), ["a"], ["mean", "rms"])
+    windows = build_windows("tumbling", 1, None, 0)
+    extractor = FeatureExtractor.single(windows, ["a"], ["mean", "rms"])
     points = [(T0 + i * 500, {"a": 1.0, "b": 2.0}, None) for i in range(3)]
     emitted, _, _ = run(extractor, make_records("A", points), [])
     assert json.loads(emitted[0])["features"] == {"a_mean": 1.0, "a_rms": 1.0}
     with pytest.raises(ValueError):
-        FeatureExtractor(build_windows("tumbling", 1, None, 0), None, ["median"])
+        FeatureExtractor.single(build_windows("tumbling", 1, None, 0), None, ["median"])
 
 
 def simulated(assets: int, per_asset: int, seed: int, jitter_ms: float) -> list[Record]:
@@ -150,7 +152,7 @@ def simulated(assets: int, per_asset: int, seed: int, jitter_ms: float) -> list[
 )
 def test_every_emission_matches_offline_numpy(spec: Windows) -> None:
     records = simulated(assets=3, per_asset=120, seed=7, jitter_ms=1500)
-    emitted, rejected, _ = run(FeatureExtractor(spec), records, [50, 51, 200])
+    emitted, rejected, _ = run(FeatureExtractor.single(spec), records, [50, 51, 200])
     expected, late = offline_features(spec, records)
     assert sorted(ref for ref, _ in rejected) == sorted(late)
     got = {}
@@ -171,15 +173,15 @@ def test_every_emission_matches_offline_numpy(spec: Windows) -> None:
 def test_batching_never_changes_a_byte(cuts: list[int], kind: str) -> None:
     spec = build_windows(kind, 6, 2, 0.5)
     records = simulated(assets=3, per_asset=120, seed=3, jitter_ms=800)
-    whole_emitted, whole_rejected, whole_states = run(FeatureExtractor(spec), records, [])
-    emitted, rejected, states = run(FeatureExtractor(spec), records, cuts)
+    whole_emitted, whole_rejected, whole_states = run(FeatureExtractor.single(spec), records, [])
+    emitted, rejected, states = run(FeatureExtractor.single(spec), records, cuts)
     assert sorted(emitted) == sorted(whole_emitted)  # per asset the order is the same too
     assert sorted(rejected) == sorted(whole_rejected)
     assert states == whole_states
 
 
 def test_state_round_trips_through_bytes() -> None:
-    extractor = FeatureExtractor(build_windows("tumbling", 10, None, 5))
+    extractor = FeatureExtractor.single(build_windows("tumbling", 10, None, 5))
     result = extractor.process({"A": make_records("A", [(T0, {"a": 1.0, "é": 2.0}, None)])}, {})
     state = result.states["A"]
     again = AssetState.from_bytes(state.to_bytes())
@@ -189,3 +191,61 @@ def test_state_round_trips_through_bytes() -> None:
     )
     with pytest.raises(ValueError):
         AssetState.from_bytes(b"XX" + state.to_bytes()[2:])
+
+
+def classed() -> FeatureExtractor:
+    """Engines on cycle windows, pumps on tumbling 10 s windows with bare vibration names."""
+    profiles = {
+        "turbofan": Profile.of(build_windows("cycle", 1, None, 0), asset_class="turbofan"),
+        "rotating": Profile.of(
+            build_windows("tumbling", 10, None, 0),
+            features=["rms", "kurtosis"],
+            asset_class="rotating",
+            bare_signal="vibration",
+        ),
+    }
+
+    def classify(record: Record) -> str:
+        return "turbofan" if "s2" in record.telemetry.signals else "rotating"
+
+    return FeatureExtractor(profiles, "rotating", classify)
+
+
+def test_each_asset_is_windowed_by_its_class() -> None:
+    engine = make_records("E1", [(T0 + i * 1000, {"s2": float(i)}, i // 2 + 1) for i in range(5)])
+    pump = make_records(
+        "P1", [(T0 + i * 4000, {"vibration": float(i), "temp": 1.0}, None) for i in range(6)]
+    )
+    emitted, rejected, stored = run(classed(), engine + pump, [3])
+    assert rejected == []
+    records = [json.loads(value) for value in emitted]
+    by_asset = {a: [r for r in records if r["asset_id"] == a] for a in ("E1", "P1")}
+    assert [r["metadata"]["cycle"] for r in by_asset["E1"]] == [1, 2]
+    assert {r["metadata"]["asset_class"] for r in by_asset["E1"]} == {"turbofan"}
+    assert by_asset["E1"][0]["features"]["s2_count"] == 2
+    pump_windows = [r["window"]["start"] for r in by_asset["P1"]]
+    assert pump_windows == [format_ts(T0), format_ts(T0 + 10_000)]
+    assert all(r["metadata"]["window_kind"] == "tumbling" for r in by_asset["P1"])
+    assert set(by_asset["P1"][0]["features"]) == {"rms", "kurtosis", "temp_rms", "temp_kurtosis"}
+    assert by_asset["P1"][0]["features"]["rms"] == pytest.approx(np.sqrt((0 + 1 + 4) / 3))
+    assert AssetState.from_bytes(stored["E1"]).asset_class == "turbofan"
+    assert AssetState.from_bytes(stored["P1"]).asset_class == "rotating"
+
+
+def test_an_asset_keeps_its_class_while_its_state_lives() -> None:
+    """A later record that would classify otherwise is windowed as the state's class."""
+    records = make_records("X1", [(T0, {"s2": 1.0}, 1), (T0 + 500, {"vibration": 2.0}, 2)])
+    emitted, rejected, stored = run(classed(), records, [1])
+    assert rejected == [] and AssetState.from_bytes(stored["X1"]).asset_class == "turbofan"
+    assert [json.loads(value)["metadata"]["cycle"] for value in emitted] == [1]
+
+
+def test_a_state_from_before_classes_follows_the_default_class() -> None:
+    state = AssetState(watermark=T0, names=["a"], offsets={DIRECT: 3})
+    old = state.to_bytes().replace(b"F2", b"F1", 1)
+    old = old[: AssetState._HEADER.size] + old[AssetState._HEADER.size + 2 :]
+    decoded = AssetState.from_bytes(old)
+    assert (decoded.asset_class, decoded.watermark, decoded.offsets) == ("", T0, {DIRECT: 3})
+    assert AssetState.header_of(old) == (T0, "")
+    extractor = classed()
+    assert extractor.profile_of(decoded) is extractor.profiles["rotating"]
