@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -296,7 +297,13 @@ def consume(
     show_default=True,
     help="Share of deliberately malformed messages (for the DLQ).",
 )
-@click.option("--kind", type=click.Choice(["engine", "ev"]), default="engine", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["engine", "ev", "rotating", "mixed"]),
+    default="engine",
+    show_default=True,
+    help="mixed: engines, pumps and EVs in turn.",
+)
 @click.option(
     "--regimes",
     default=1,
@@ -306,6 +313,17 @@ def consume(
 )
 @click.option("--topic", help="Target topic (default: the telemetry topic).")
 @click.option("--start-ms", type=float, help="Event time of the first tick (default: now).")
+@click.option(
+    "--tick-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Event time between one asset's records (default: real time, 1000 * assets / rate); "
+    "set it to replay faster than real time.",
+)
+@click.option(
+    "--run-to-failure",
+    is_flag=True,
+    help="Each engine and pump runs one life to failure, then stops (training data).",
+)
 def simulate(
     assets: int,
     rate: float,
@@ -316,22 +334,25 @@ def simulate(
     regimes: int,
     topic: str | None,
     start_ms: float | None,
+    tick_ms: float | None,
+    run_to_failure: bool,
 ) -> None:
-    """Produce degradation telemetry for a simulated fleet of engines or EVs."""
+    """Produce degradation telemetry for a simulated fleet of engines, pumps or EVs."""
     import time
 
-    from streamapp.sim.fleet import Simulation, messages
+    from streamapp.sim.fleet import Kind, Simulation, messages
     from streamapp.sim.pacing import send_paced
 
     settings = get_settings()
     sim = Simulation(
         assets,
-        "ev" if kind == "ev" else "engine",
+        cast(Kind, kind),
         seed,
         invalid_fraction,
         start_ms if start_ms is not None else time.time() * 1000.0,
-        interval_ms=1000.0 * assets / rate,
+        interval_ms=tick_ms if tick_ms is not None else 1000.0 * assets / rate,
         regimes=regimes,
+        run_to_failure=run_to_failure,
     )
 
     def progress(sent: int) -> None:

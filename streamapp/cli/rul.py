@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import torch
@@ -23,9 +24,12 @@ from streamapp.rul.training.artifacts import (
     ArtifactError,
     activate,
     active_version,
+    class_folder,
+    class_of_version,
     list_versions,
     load_active,
     load_ensemble,
+    model_classes,
     read_metrics,
     save_ensemble,
 )
@@ -43,18 +47,35 @@ from streamapp.rul.training.networks import MODEL_KINDS
 from streamapp.rul.training.train import TrainConfig, member_view, train_ensemble
 from streamapp.settings import get_settings
 
+#: The class of C-MAPSS engines, whose model `evaluate` and the benches run by default.
+TURBOFAN = "turbofan"
+
 
 def _models_dir(value: Path | None) -> Path:
     return value if value is not None else get_settings().models_dir
 
 
-def _load(model_dir: Path | None, models_dir: Path | None) -> Ensemble:
+def _class_folder(models_dir: Path | None, asset_class: str) -> Path:
+    try:
+        return class_folder(_models_dir(models_dir), asset_class)
+    except ArtifactError as err:
+        raise click.BadParameter(str(err), param_hint="--asset-class") from None
+
+
+def _load(model_dir: Path | None, models_dir: Path | None, asset_class: str = TURBOFAN) -> Ensemble:
     try:
         if model_dir is not None:
             return load_ensemble(model_dir)
-        return load_active(_models_dir(models_dir))
+        return load_active(_class_folder(models_dir, asset_class))
     except ArtifactError as err:
         raise click.ClickException(str(err)) from None
+
+
+def asset_class_option(default: str | None, help_text: str) -> Any:
+    return click.option(
+        "--asset-class", "asset_class", default=default, show_default=default is not None,
+        help=help_text,
+    )  # fmt: skip
 
 
 def _parse_models(value: str) -> tuple[str, ...]:
@@ -67,10 +88,11 @@ def _parse_models(value: str) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def missing_data_is_an_error() -> Iterator[None]:
-    """A data file that is not there is a one-line CLI error, not a traceback."""
+    """A data file that is not there, or a record it lacks (`ValueError` of the loaders,
+    naming the file and line), is a one-line CLI error, not a traceback."""
     try:
         yield
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -124,15 +146,39 @@ def missing_data_is_an_error() -> Iterator[None]:
     "cores, OpenMP's spin-waiting made training steps ~15x slower; results depend on it.",
 )  # fmt: skip
 @click.option("--activate/--no-activate", "make_active", default=True, show_default=True)
+@click.option(
+    "--features", "feature_list", default=None,
+    help="With --format features: the model's inputs, comma-separated (default: every "
+    "feature all records carry that varies).",
+)  # fmt: skip
+@asset_class_option(
+    None,
+    "The asset class the model serves; its versions go to <out>/<class>/ (default: "
+    "turbofan for --format cmapss; required for --format features).",
+)
 def train(
     data: Path, subset: str, fmt: str, models: str, epochs: int, folds: int, seeds: int,
     jobs: int, scaling: str, out: Path | None, seed: int, cap: float, window: int, level: float,
-    threads: int, make_active: bool,
+    threads: int, make_active: bool, feature_list: str | None, asset_class: str | None,
 ) -> None:  # fmt: skip
     """Train the RUL ensemble, calibrate its intervals, save a new model version."""
     if folds > 1 and seeds > 1:
         raise click.BadParameter(
             "use --seeds with the split protocol (--folds 0)", param_hint="--seeds"
+        )
+    if asset_class is None:
+        if fmt == "features":
+            raise click.BadParameter(
+                "name the asset class the model serves (e.g. rotating)",
+                param_hint="--asset-class",
+            )
+        asset_class = TURBOFAN
+    folder = _class_folder(out, asset_class)
+    chosen = [name.strip() for name in feature_list.split(",")] if feature_list else None
+    if chosen is not None and (fmt != "features" or not all(chosen)):
+        raise click.BadParameter(
+            "a comma-separated list of feature names, with --format features",
+            param_hint="--features",
         )
     torch.set_num_threads(threads)
     with missing_data_is_an_error():
@@ -141,7 +187,7 @@ def train(
             inputs, conditions = cmapss_inputs(fleet)
             name = subset.lower()
         else:
-            fleet = load_feature_records(data)
+            fleet = load_feature_records(data, chosen)
             inputs, conditions = informative_features(fleet), []
             name = "features"
     cfg = TrainConfig(
@@ -170,10 +216,10 @@ def train(
     ens = train_ensemble(fleet, inputs, conditions, cfg, progress, jobs)
     ens.metrics["subset"] = name
     ens.metrics["data"] = {"format": fmt, "subset": subset if fmt == "cmapss" else None}
-    models_dir = _models_dir(out)
-    path = save_ensemble(ens, models_dir)
+    ens.metrics["asset_class"] = asset_class
+    path = save_ensemble(ens, folder)
     if make_active:
-        activate(models_dir, ens.version)
+        activate(folder, ens.version)
     m = ens.metrics
     click.echo(
         f"saved {path} ({'active' if make_active else 'not activated'}) in "
@@ -190,12 +236,13 @@ def train(
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="Report directory.")
+@asset_class_option(TURBOFAN, "Whose active model to score (without --model-dir).")
 def evaluate(
     data: Path, subset: str, model_dir: Path | None, models_dir: Path | None, as_json: bool,
-    report: Path | None,
+    report: Path | None, asset_class: str,
 ) -> None:  # fmt: skip
     """Score a model version on a C-MAPSS test set (last cycle per engine, RUL capped)."""
-    ens = _load(model_dir, models_dir)
+    ens = _load(model_dir, models_dir, asset_class)
     with missing_data_is_an_error():
         test = load_cmapss(data, subset, "test")
     result = run_evaluate(ens, test, subset.upper())
@@ -220,34 +267,41 @@ def models() -> None:
 
 @models.command("list")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
-def list_cmd(models_dir: Path | None) -> None:
-    """Versions in the models directory; * marks the active one."""
+@asset_class_option(None, "Only this class (default: every class with models).")
+def list_cmd(models_dir: Path | None, asset_class: str | None) -> None:
+    """Versions per asset class; * marks each class's active one."""
     root = _models_dir(models_dir)
-    active = active_version(root)
-    versions = list_versions(root)
-    if not versions:
+    classes = [asset_class] if asset_class is not None else model_classes(root)
+    if not classes:
         click.echo(f"no model versions in {root}")
-    for version in versions:
-        metrics = read_metrics(root, version) or {}
-        try:
-            val = metrics["validation_rmse"]["ensemble"]
-            info = f"validation RMSE {val:.2f}, members {','.join(metrics['members'])}"
-        except (KeyError, TypeError):
-            info = "unreadable metrics"
-        click.echo(f"{'*' if version == active else ' '} {version}  {info}")
+    for name in classes:
+        folder = _class_folder(root, name)
+        active = active_version(folder)
+        versions = list_versions(folder)
+        click.echo(f"{name}:" if versions else f"{name}: no model versions in {folder}")
+        for version in versions:
+            metrics = read_metrics(folder, version) or {}
+            try:
+                val = metrics["validation_rmse"]["ensemble"]
+                info = f"validation RMSE {val:.2f}, members {','.join(metrics['members'])}"
+            except (KeyError, TypeError):
+                info = "unreadable metrics"
+            click.echo(f"{'*' if version == active else ' '} {version}  {info}")
 
 
 @models.command("activate")
 @click.argument("version")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
-def activate_cmd(version: str, models_dir: Path | None) -> None:
-    """Verify VERSION's checksums and make it the active model."""
+@asset_class_option(None, "The class of VERSION (default: the one class that holds it).")
+def activate_cmd(version: str, models_dir: Path | None, asset_class: str | None) -> None:
+    """Verify VERSION's checksums and make it its class's active model."""
     root = _models_dir(models_dir)
     try:
-        activate(root, version)
+        name = asset_class if asset_class is not None else class_of_version(root, version)
+        activate(_class_folder(root, name), version)
     except ArtifactError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"active model: {version}")
+    click.echo(f"active model of {name}: {version}")
 
 
 @click.command("inference")
@@ -255,12 +309,17 @@ def activate_cmd(version: str, models_dir: Path | None) -> None:
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--threads", type=click.IntRange(1), default=None, help="Default: TORCH_THREADS.")
 @click.option("--json", "as_json", is_flag=True)
+@asset_class_option(TURBOFAN, "Whose active model to time (without --model-dir).")
 def bench_inference(
-    model_dir: Path | None, models_dir: Path | None, threads: int | None, as_json: bool
+    model_dir: Path | None,
+    models_dir: Path | None,
+    threads: int | None,
+    as_json: bool,
+    asset_class: str,
 ) -> None:
     """Parameter counts and predictions/s per model and the ensemble at batch 1, 64, 512."""
     torch.set_num_threads(threads or get_settings().torch_threads)
-    ens = _load(model_dir, models_dir)
+    ens = _load(model_dir, models_dir, asset_class)
     result = {"model_version": ens.version, **run_bench(ens)}
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -276,7 +335,7 @@ def bench_inference(
     "--models-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Models directory whose ACTIVE version runs (default: MODELS_DIR).",
+    help="Models directory whose turbofan/ACTIVE version runs (default: MODELS_DIR).",
 )
 @click.option(
     "--records", default=30_000, show_default=True, help="Backlog of the throughput phase."

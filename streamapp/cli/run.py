@@ -4,7 +4,8 @@ It starts what is not running (broker, S3, a worker, the simulator), shows a liv
 summary read from the worker's own /metrics and fleet API every second (counters, then
 the assets with the lowest predicted RUL and their intervals), and on Ctrl-C or after
 `--duration` seconds stops exactly what it started. It trains nothing: the worker
-serves the model named by `models/ACTIVE` (a trained FD001 ensemble ships there).
+serves each class's model named by `models/<class>/ACTIVE` (a trained FD001 ensemble
+ships for `turbofan`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamapp.rul.training.artifacts import active_version
+from streamapp.rul.training.artifacts import active_version, model_classes
 from streamapp.settings import configure, get_settings
 
 # (label shown, metric family, label filter) of the live summary.
@@ -145,11 +146,12 @@ def _stop(started: Started) -> None:
 )
 @click.option("--web-port", default=6066, show_default=True, help="Worker web port.")
 @click.option(
-    "--window-kind",
-    type=click.Choice(["cycle", "tumbling", "hopping"]),
-    default="cycle",
+    "--kind",
+    type=click.Choice(["mixed", "engine", "rotating", "ev"]),
+    default="mixed",
     show_default=True,
-    help="Feature windows of the worker (the shipped model reads cycle windows).",
+    help="The simulated fleet: engines, pumps and EVs in turn, or one kind (each asset's "
+    "class, from ASSET_CLASSES, picks its windows and model).",
 )
 def run(
     duration: float,
@@ -157,9 +159,9 @@ def run(
     rate: float,
     invalid_fraction: float,
     web_port: int,
-    window_kind: str,
+    kind: str,
 ) -> None:
-    """Run the product on the embedded stack with simulated engines and a live summary."""
+    """Run the product on the embedded stack with a simulated fleet and a live summary."""
     from streamapp.dev.stack import DevStack, StackError
 
     stack = DevStack()
@@ -170,7 +172,8 @@ def run(
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     settings = configure()
-    model = active_version(settings.models_dir)
+    models_dir = settings.models_dir
+    served = {name: active_version(models_dir / name) for name in model_classes(models_dir)}
     logs = stack.log_dir
     # Tansu keeps its data in memory, so table state left by an earlier stack names
     # changelog offsets the new broker never had: on Tansu each new stack starts clean.
@@ -184,7 +187,7 @@ def run(
             _spawn(
                 ["worker", "--web-port", str(web_port)],
                 logs / "worker.log",
-                {"WINDOW_KIND": window_kind, "DATA_DIR": str(table_state)},
+                {"DATA_DIR": str(table_state)},
             )
         )
         started.processes.append(
@@ -201,24 +204,27 @@ def run(
                     str(invalid_fraction),
                     "--seed",
                     "1",
+                    "--kind",
+                    kind,
                 ],
                 logs / "simulator.log",
             )
         )
         base = f"http://127.0.0.1:{web_port}"
         info = stack.info()
-        kind = "Apache Kafka" if info.get("broker") == "kafka" else "Tansu"
+        broker = "Apache Kafka" if info.get("broker") == "kafka" else "Tansu"
         click.echo(
-            f"broker {kind} {info.get('version')} at {env.kafka_bootstrap_servers}   "
+            f"broker {broker} {info.get('version')} at {env.kafka_bootstrap_servers}   "
             f"S3 {env.s3_endpoint}"
         )
         if info.get("fallback"):
             click.echo(f"note: {info['fallback']}")
         click.echo(f"fleet page {base}/   metrics {base}/metrics   logs {logs}/")
         click.echo(
-            f"model {model} ({settings.models_dir}/ACTIVE)"
-            if model
-            else f"no active model in {settings.models_dir}: predictions are skipped until "
+            "models "
+            + ", ".join(f"{name} {version or 'none active'}" for name, version in served.items())
+            if served
+            else f"no models in {settings.models_dir}: predictions are skipped until "
             "`streamapp models activate VERSION`"
         )
         click.echo(

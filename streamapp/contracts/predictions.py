@@ -47,9 +47,11 @@ def prediction_record(
     window: int,
     features: list[str],
     latency_ms: float,
+    asset_class: str | None = None,
 ) -> bytes:
-    """The `rul-predictions` message for one event (`row`: its `estimate_fields`), as JSON."""
-    message = {
+    """The `rul-predictions` message for one event (`row`: its `estimate_fields`), as JSON;
+    `asset_class` names the class whose model answered."""
+    message: dict[str, Any] = {
         "asset_id": record.asset_id,
         "sensor_id": record.sensor_id,
         "timestamp": record.raw.get("timestamp") or format_ts(record.timestamp_ms),
@@ -65,6 +67,8 @@ def prediction_record(
             "window_end": _window_end_text(record),
         },
     }
+    if asset_class is not None:
+        message["asset_class"] = asset_class
     source_metadata = record.raw.get("metadata")
     if isinstance(source_metadata, dict) and "cycle" in source_metadata:
         message["metadata"]["cycle"] = source_metadata["cycle"]

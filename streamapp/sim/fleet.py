@@ -5,7 +5,11 @@ C-MAPSS columns (`s2`, `s3`, ...) and an exponential wear term that grows until 
 engine fails, after which it is replaced by a new engine (asset id `<slot>-R<n>`) that
 starts at cycle 1, so no asset's history runs backwards. EVs report
 state of charge, pack voltage/current, temperatures and odometer, with driving and
-charging sessions.
+charging sessions. Rotating machines (pumps) report one vibration sample and a bearing
+temperature per tick; a bearing wears to failure along one of several failure modes
+(impulsive outer-race defect: kurtosis and crest factor rise first; imbalance: RMS grows;
+lubrication loss: broadband noise and heat), and a failed pump is replaced like an
+engine. A mixed fleet interleaves all three kinds.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from streamapp.contracts.codec import format_ts
 
@@ -66,17 +70,47 @@ class _Vehicle:
     remaining_in_session: int = 0
 
 
+#: Failure modes of a simulated bearing: (impulse rate at failure, RMS growth, heat).
+FAILURE_MODES: dict[str, tuple[float, float, float]] = {
+    "outer_race": (0.30, 0.8, 4.0),
+    "imbalance": (0.02, 2.5, 3.0),
+    "lubrication": (0.08, 1.4, 18.0),
+}
+HEALTHY_RMS = 0.5  # g
+
+
+@dataclass(slots=True)
+class _Machine:
+    slot: str
+    life: int  # ticks from installation to failure
+    mode: str
+    severity: float  # how strongly this unit's mode shows
+    tick: int = 0
+    replacements: int = 0
+    temperature: float = 45.0
+
+    @property
+    def asset_id(self) -> str:
+        return f"{self.slot}-R{self.replacements}" if self.replacements else self.slot
+
+
+Kind = Literal["engine", "ev", "rotating", "mixed"]
+
+
 @dataclass(slots=True)
 class Simulation:
     """Parameters of one simulated run."""
 
     assets: int
-    kind: Literal["engine", "ev"] = "engine"
+    kind: Kind = "engine"
     seed: int = 0
     invalid_fraction: float = 0.0
     start_ms: float = 1_795_320_000_000.0
     interval_ms: float = 1000.0
     regimes: int = 1
+    run_to_failure: bool = False
+    """Each engine and pump runs one life, to failure, then goes silent (training data:
+    every asset's last record is its failure); the stream ends once all have failed."""
     rng: random.Random = field(init=False, repr=False, compare=False)
     """Seeded from `seed`; `messages` draws the fleet and every value from it."""
 
@@ -148,6 +182,43 @@ def _ev_record(rng: random.Random, car: _Vehicle, ts_ms: float) -> dict:
     }
 
 
+def _new_machine(rng: random.Random, slot: str) -> _Machine:
+    mode = rng.choice(sorted(FAILURE_MODES))
+    return _Machine(slot, rng.randint(1800, 7200), mode, rng.uniform(0.7, 1.3))
+
+
+def _machine_record(rng: random.Random, machine: _Machine, ts_ms: float) -> dict:
+    """One vibration sample: Gaussian, scaled up and spiked more often as the bearing wears."""
+    if machine.tick >= machine.life:
+        replacement = _new_machine(rng, machine.slot)
+        machine.life, machine.mode, machine.severity = (
+            replacement.life,
+            replacement.mode,
+            replacement.severity,
+        )
+        machine.tick, machine.temperature = 0, 45.0
+        machine.replacements += 1
+    machine.tick += 1
+    health = machine.tick / machine.life
+    wear = health**3  # defects stay small for most of a bearing's life
+    impulses, growth, heat = FAILURE_MODES[machine.mode]
+    rms = HEALTHY_RMS * (1.0 + growth * machine.severity * wear)
+    sample = rng.gauss(0.0, rms)
+    if rng.random() < impulses * machine.severity * wear:
+        sample += rng.choice((-1.0, 1.0)) * rms * rng.uniform(4.0, 9.0)
+    target = 45.0 + heat * machine.severity * wear
+    machine.temperature += 0.05 * (target - machine.temperature) + rng.gauss(0, 0.05)
+    return {
+        "asset_id": machine.asset_id,
+        "ts": format_ts(ts_ms),
+        "signals": {
+            "vibration": round(sample, 4),
+            "bearing_temp": round(machine.temperature, 3),
+        },
+        "metadata": {"source": "simulator"},
+    }
+
+
 def _invalid(rng: random.Random, record: dict) -> bytes:
     kind = INVALID_KINDS[rng.randrange(len(INVALID_KINDS))]
     text = json.dumps(record)
@@ -166,22 +237,45 @@ def _invalid(rng: random.Random, record: dict) -> bytes:
     return json.dumps(record).encode()
 
 
-def messages(sim: Simulation) -> Iterator[tuple[bytes, bytes]]:
-    """An endless stream of (key, value) pairs, round-robin over the assets."""
+def _fleet(sim: Simulation) -> list[tuple[str, Any]]:
+    """(kind, asset) per slot; a mixed fleet cycles engines, pumps and vehicles."""
     rng = sim.rng
-    if sim.kind == "engine":
-        fleet: list = [_new_engine(rng, f"ENGINE-{i + 1:04d}") for i in range(sim.assets)]
-    else:
-        fleet = [
-            _Vehicle(f"5YJ3E1EA{i + 1:09d}", rng.uniform(40, 95), rng.uniform(1e3, 8e4))
-            for i in range(sim.assets)
-        ]
+    kinds = ("engine", "rotating", "ev") if sim.kind == "mixed" else (sim.kind,)
+    fleet: list[tuple[str, Any]] = []
+    for i in range(sim.assets):
+        kind = kinds[i % len(kinds)]
+        if kind == "engine":
+            fleet.append((kind, _new_engine(rng, f"ENGINE-{i + 1:04d}")))
+        elif kind == "rotating":
+            fleet.append((kind, _new_machine(rng, f"PUMP-{i + 1:04d}")))
+        else:
+            vin = f"5YJ3E1EA{i + 1:09d}"
+            fleet.append((kind, _Vehicle(vin, rng.uniform(40, 95), rng.uniform(1e3, 8e4))))
+    return fleet
+
+
+def _failed(kind: str, asset: Any) -> bool:
+    """An engine or pump at the end of its life (EVs never fail)."""
+    if kind == "engine":
+        return bool(asset.cycle >= asset.life)
+    return kind == "rotating" and bool(asset.tick >= asset.life)
+
+
+def messages(sim: Simulation) -> Iterator[tuple[bytes, bytes]]:
+    """A stream of (key, value) pairs, round-robin over the assets: endless, unless every
+    asset runs to failure (`run_to_failure`) and none is an EV."""
+    rng = sim.rng
+    fleet = _fleet(sim)
     tick = 0
-    while True:
+    while fleet:
         ts_ms = sim.start_ms + tick * sim.interval_ms
-        for asset in fleet:
-            if sim.kind == "engine":
+        if sim.run_to_failure:
+            fleet = [(kind, asset) for kind, asset in fleet if not _failed(kind, asset)]
+        for kind, asset in fleet:
+            if kind == "engine":
                 record = _engine_record(rng, asset, ts_ms, sim.regimes)
+            elif kind == "rotating":
+                record = _machine_record(rng, asset, ts_ms)
             else:
                 record = _ev_record(rng, asset, ts_ms)
             key = record["asset_id"].encode()

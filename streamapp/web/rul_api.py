@@ -1,7 +1,8 @@
 """The RUL HTTP API on the worker's web server (logic in `rul.serving.api`, `rul.training.jobs`).
 
-GET  /api/v1/rul/models                      active and serving versions, their metrics
-POST /api/v1/rul/models/{version}/activate   verify and activate a version (X-Api-Key)
+GET  /api/v1/rul/models                      per asset class: active and serving versions
+POST /api/v1/rul/models/{version}/activate   verify and activate a version for its class
+                                             (X-Api-Key; ?asset_class= when ambiguous)
 POST /api/v1/rul/predict                     a feature sequence -> a rul-predictions record
 POST /api/v1/rul/train                       start `streamapp train` in a subprocess (X-Api-Key)
 GET  /api/v1/rul/train/{job_id}              job status, exit code and log tail
@@ -19,9 +20,20 @@ import faust
 from faust.web import Request, Response
 
 from streamapp.contracts.codec import Invalid
-from streamapp.rul.serving.api import models_summary, parse_predict_request, predict_sequence
-from streamapp.rul.serving.live_model import LiveModel
-from streamapp.rul.training.artifacts import ArtifactError, InvalidVersion, UnknownVersion, activate
+from streamapp.rul.serving.api import (
+    fleet_models_summary,
+    parse_predict_request,
+    predict_sequence,
+)
+from streamapp.rul.serving.live_model import LiveModels
+from streamapp.rul.training.artifacts import (
+    AmbiguousVersion,
+    ArtifactError,
+    InvalidVersion,
+    UnknownVersion,
+    activate,
+    class_of_version,
+)
 from streamapp.rul.training.jobs import (
     DataUnavailable,
     JobBusy,
@@ -39,6 +51,7 @@ MAX_STEPS = 10_000
 # The domain exceptions of these endpoints and their error codes (ERRORS gives the status).
 REFUSALS: dict[type[Exception], str] = {
     InvalidVersion: "invalid_version",
+    AmbiguousVersion: "invalid_request",
     UnknownVersion: "unknown_version",
     ArtifactError: "invalid_artifact",
     JobBusy: "job_running",
@@ -48,7 +61,14 @@ REFUSALS: dict[type[Exception], str] = {
 }
 
 
-def register(app: faust.App, settings: Settings, live: LiveModel, base: type[ApiView]) -> TrainJobs:
+def unknown_class(name: str, live: LiveModels) -> ApiError:
+    known = ", ".join(live.by_class)
+    return ApiError("invalid_request", f"unknown asset_class {name[:64]!r}; known: {known}")
+
+
+def register(
+    app: faust.App, settings: Settings, live: LiveModels, base: type[ApiView]
+) -> TrainJobs:
     """Attach the RUL endpoints to `app`; returns the worker's training jobs."""
     jobs = TrainJobs(settings)
 
@@ -58,13 +78,11 @@ def register(app: faust.App, settings: Settings, live: LiveModel, base: type[Api
 
     @app.page(f"{PREFIX}/models")
     class Models(base):
-        """Versions, the active one (models/ACTIVE) and the one this worker serves."""
+        """Per class: versions, the active one (its ACTIVE) and the one this worker serves."""
 
         async def get(self, request: Request) -> Response:
             with refusing(REFUSALS, "read the models folder", request.path):
-                summary = await asyncio.to_thread(
-                    models_summary, settings.models_dir, live.ensemble
-                )
+                summary = await asyncio.to_thread(fleet_models_summary, settings.models_dir, live)
             return self.json(summary)
 
     @app.page(f"{PREFIX}/models/{{version}}/activate")
@@ -73,12 +91,25 @@ def register(app: faust.App, settings: Settings, live: LiveModel, base: type[Api
 
         async def post(self, request: Request, version: str) -> Response:
             self.check_key(request, "model activation")
-            doing = f"activate {version} (write {settings.models_dir}/ACTIVE)"
+            unknown = sorted(set(request.query) - {"asset_class"})
+            if unknown:
+                names = ", ".join(repr(name[:64]) for name in unknown[:5])
+                raise ApiError("invalid_request", f"unknown query parameters: {names}")
+            named = request.query.get("asset_class")
+            if named is not None and named not in live.by_class:
+                raise unknown_class(named, live)
+            doing = f"activate {version} (write its class's ACTIVE in {settings.models_dir})"
             with refusing(REFUSALS, doing, request.path):
-                await asyncio.to_thread(activate, settings.models_dir, version)
-            await live.refresh()
-            serving = live.ensemble.version if live.ensemble else None
-            return self.json({"active": version, "serving": serving})
+                asset_class = named or await asyncio.to_thread(
+                    class_of_version, settings.models_dir, version
+                )
+                if asset_class not in live.by_class:
+                    raise UnknownVersion(f"{version} is of class {asset_class}, not served here")
+                await asyncio.to_thread(activate, live[asset_class].folder, version)
+            model = live[asset_class]
+            await model.refresh()
+            serving = model.ensemble.version if model.ensemble else None
+            return self.json({"asset_class": asset_class, "active": version, "serving": serving})
 
     @app.page(f"{PREFIX}/predict")
     class Predict(base):
@@ -89,10 +120,15 @@ def register(app: faust.App, settings: Settings, live: LiveModel, base: type[Api
             parsed = parse_predict_request(await self.json_body(request), MAX_STEPS)
             if isinstance(parsed, Invalid):
                 raise ApiError("invalid_request", parsed.reason)
-            ensemble = live.ensemble
+            asset_class = parsed.asset_class or live.class_of(parsed.steps[-1])
+            if asset_class not in live.by_class:
+                raise unknown_class(asset_class, live)
+            ensemble = live[asset_class].ensemble
             if ensemble is None:
-                raise ApiError("no_model", "no model is loaded: activate a version first")
-            result = await asyncio.to_thread(predict_sequence, ensemble, parsed)
+                raise ApiError(
+                    "no_model", f"no model is loaded for class {asset_class}: activate a version"
+                )
+            result = await asyncio.to_thread(predict_sequence, ensemble, parsed, asset_class)
             if isinstance(result, Invalid):
                 raise ApiError("invalid_request", result.reason)
             return self.json(result)

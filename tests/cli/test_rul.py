@@ -35,7 +35,7 @@ def test_train_evaluate_smoke(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "epoch   2/2" in result.output
-    version = (out / "ACTIVE").read_text().strip()
+    version = (out / "turbofan" / "ACTIVE").read_text().strip()
     assert version.startswith("fd001-")
 
     result = runner.invoke(
@@ -55,9 +55,11 @@ def test_train_evaluate_smoke(tmp_path: Path) -> None:
         assert (tmp_path / "report" / name).stat().st_size > 0
 
     listing = runner.invoke(cli, ["models", "list", "--models-dir", str(out)])
-    assert f"* {version}" in listing.output
+    assert listing.output.startswith("turbofan:\n") and f"* {version}" in listing.output
     refused = runner.invoke(cli, ["models", "activate", "missing", "--models-dir", str(out)])
     assert refused.exit_code != 0 and "no version missing" in refused.output
+    again = runner.invoke(cli, ["models", "activate", version, "--models-dir", str(out)])
+    assert again.exit_code == 0 and f"active model of turbofan: {version}" in again.output
     assert time.perf_counter() - start < 60
 
 
@@ -93,9 +95,12 @@ def test_train_on_feature_records(tmp_path: Path) -> None:
     out = tmp_path / "models"
     args = ["train", "--format", "features", "--data", str(export), "--epochs", "1",
             "--window", "10", "--out", str(out), "--models", "gru", "--threads", "1"]  # fmt: skip
-    result = CliRunner().invoke(_cli(), args)
+    unnamed = CliRunner().invoke(_cli(), args)
+    assert unnamed.exit_code == 2 and "--asset-class" in unnamed.output
+    result = CliRunner().invoke(_cli(), [*args, "--asset-class", "rotating"])
     assert result.exit_code == 0, result.output
-    ens = load_active(out)
+    ens = load_active(out / "rotating")
+    assert ens.metrics["asset_class"] == "rotating"
     assert ens.version.startswith("features-")
     assert ens.window == 10
     assert {f"{s}_mean" for s in INFORMATIVE_SENSORS} <= set(ens.feature_names)
@@ -130,6 +135,6 @@ def test_train_cross_fits_from_the_command_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "2-fold cross-fitting" in result.output
-    ens = load_active(out)
+    ens = load_active(out / "turbofan")
     assert ens.hparams["gru"]["replicas"] == 2
     assert ens.metrics["engines"]["total"] == 6

@@ -12,18 +12,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from streamapp.assets.classes import UNIFORM
 from streamapp.contracts.telemetry import Telemetry, validate_telemetry
 from streamapp.features.agent import extractor_from
 from streamapp.runtime.clients import consume, produce_lines
 from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import settings_from_env
 from tests.features.offline import offline_features
+from tests.support.classes import TURBOFANS
 
 pytestmark = pytest.mark.integration
 
 WINDOW_ENV = {
-    "ASSET_CLASSES": str(UNIFORM),
+    "ASSET_CLASSES": str(TURBOFANS),
     "WINDOW_KIND": "tumbling",
     "WINDOW_SIZE": "5",
     "WINDOW_GRACE": "2",
@@ -44,7 +44,7 @@ def expected_for(env: dict[str, str], pairs: list[tuple[bytes, bytes]]):
             SimpleNamespace(asset_id=telemetry.asset_id, telemetry=telemetry, ref=offset)
         )
     expected, late = offline_features(
-        extractor_from(settings_from_env(env)).profiles["generic"].windows, records
+        extractor_from(settings_from_env(env)).profiles["turbofan"].windows, records
     )
     assert late == []
     return expected

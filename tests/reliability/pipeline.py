@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streamapp.assets.classes import UNIFORM
 from streamapp.features.agent import extractor_from
 from streamapp.rul.training.artifacts import load_active
 from streamapp.settings import Settings
@@ -27,11 +26,12 @@ from tests.reliability.expected import (
     telemetry_records,
 )
 from tests.reliability.traffic import Collected, predictions_of, windows_of
+from tests.support.classes import TURBOFANS
 
 MODELS = ROOT / "models"
 # One class (the WINDOW_* settings) for every asset: each suite sets the windows it tests.
 PIPELINE_ENV = {
-    "ASSET_CLASSES": str(UNIFORM),
+    "ASSET_CLASSES": str(TURBOFANS),
     "WINDOW_GRACE": "2",
     "FEATURE_BATCH_WITHIN_S": "0.2",
     "MODELS_DIR": str(MODELS),
@@ -51,7 +51,7 @@ class Expected:
     ) -> Expected:
         """One prediction per window (`dataclasses.replace` the count where that differs)."""
         windows = expected_windows(
-            extractor_from(settings).profiles["generic"].windows,
+            extractor_from(settings).profiles["turbofan"].windows,
             telemetry_records(telemetry, tesla, settings.max_payload_bytes),
         )
         return cls(windows, len(windows))
@@ -91,7 +91,7 @@ class Emitted:
         check_predictions(
             self.predictions,
             expected_predictions(
-                load_active(MODELS), self.features, self.settings.max_payload_bytes
+                load_active(MODELS / "turbofan"), self.features, self.settings.max_payload_bytes
             ),
         )
         return repeats

@@ -272,7 +272,7 @@ def run_chaos(
         assert report["kafka_messages"] == len(traffic)
         assert report["compressed_rows"] == report["valid_messages"] == len(traffic)
         repeats = emitted.check(expected)
-        finals = fd001_offline(load_active(MODELS))
+        finals = fd001_offline(load_active(MODELS / "turbofan"))
         for engine in fleet:
             if engine.asset_id not in finals:
                 continue

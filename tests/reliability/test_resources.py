@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 from rocksdict import AccessType, Options, Rdict
 
-from streamapp.assets.classes import UNIFORM
 from streamapp.contracts.codec import format_ts
 from streamapp.features.agent import TABLE_NAME
 from streamapp.features.partition import is_asset_key
@@ -32,6 +31,7 @@ from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import ROOT, settings_from_env
 from tests.reliability.corpus import Message
 from tests.reliability.traffic import group_lag, produce
+from tests.support.classes import TURBOFANS
 
 # About 14 minutes at 100,000 assets on this machine: `make resources`, not `make test`.
 pytestmark = [
@@ -110,7 +110,7 @@ def test_rss_and_rocksdb_stay_bounded(
     assets = request.config.getoption("--resource-assets")
     env = {
         **isolated_env,
-        "ASSET_CLASSES": str(UNIFORM),
+        "ASSET_CLASSES": str(TURBOFANS),
         "WINDOW_KIND": "tumbling",
         "WINDOW_SIZE": str(TICK_S),
         "WINDOW_GRACE": "0",

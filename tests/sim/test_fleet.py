@@ -62,3 +62,46 @@ def test_a_replaced_engine_is_a_new_asset_whose_cycles_only_grow() -> None:
     replacements = [asset for asset in last_cycle if "-R" in asset]
     assert replacements, "every engine lives 128-362 cycles: 800 cycles see replacements"
     assert all(last_cycle[asset.split("-R")[0]] <= 362 for asset in replacements)
+
+
+def kurtosis(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / len(values)
+    return sum((v - mean) ** 4 for v in values) / len(values) / var**2
+
+
+def test_a_pump_wears_to_failure_then_is_replaced() -> None:
+    """One pump's vibration: RMS or kurtosis higher near failure, then a new asset."""
+    by_asset: dict[str, list[float]] = {}
+    for _, value in take(Simulation(1, "rotating", seed=4), 16_000):
+        record = json.loads(value)
+        by_asset.setdefault(record["asset_id"], []).append(record["signals"]["vibration"])
+    assert list(by_asset)[:2] == ["PUMP-0001", "PUMP-0001-R1"]
+    life = by_asset["PUMP-0001"]
+    assert 1800 <= len(life) <= 7200
+    early, late = life[:600], life[-600:]
+    rms = [(sum(v * v for v in part) / len(part)) ** 0.5 for part in (early, late)]
+    assert rms[1] > 1.1 * rms[0] or kurtosis(late) > kurtosis(early) + 1.0
+
+
+def test_a_mixed_fleet_interleaves_engines_pumps_and_vehicles() -> None:
+    ids = [json.loads(value)["asset_id"] for _, value in take(Simulation(6, "mixed"), 6)]
+    assert [i.split("-")[0][:6] for i in ids] == [
+        "ENGINE",
+        "PUMP",
+        "5YJ3E1",
+        "ENGINE",
+        "PUMP",
+        "5YJ3E1",
+    ]
+    for key, value in take(Simulation(6, "mixed", seed=2), 600):
+        assert isinstance(validate_telemetry(value, key), Telemetry)
+
+
+def test_run_to_failure_ends_each_life_at_its_failure() -> None:
+    sim = Simulation(3, "rotating", seed=5, run_to_failure=True)
+    records = [json.loads(value) for _, value in messages(sim)]  # finite
+    ids = {record["asset_id"] for record in records}
+    assert ids == {"PUMP-0001", "PUMP-0002", "PUMP-0003"}  # no replacement
+    per_asset = {i: sum(r["asset_id"] == i for r in records) for i in ids}
+    assert all(1800 <= count <= 7200 for count in per_asset.values())

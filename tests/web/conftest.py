@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.classes import TURBOFANS
 from tests.support.ops import running_model_worker, running_worker
 from tests.support.worker import WorkerProcess
 
@@ -59,6 +60,8 @@ def api_worker(
     with running_model_worker(
         kafka_broker, s3_server, tmp_path_factory.mktemp("api-worker"),
         artifacts_dir / "api-worker.log", API_KEY=API_KEY,
+        # One class (every asset a turbofan): every record the fuzzing makes up has a model.
+        ASSET_CLASSES=str(TURBOFANS),
         HTTP_MAX_BODY_BYTES=str(API_MAX_BODY), HTTP_RATE_PREDICT_PER_S="0",
         HTTP_RATE_TRAIN_PER_S="0", HTTP_RATE_TELEMETRY_PER_S="0", BUFFER_FLUSH_INTERVAL="1",
     ) as started:  # fmt: skip

@@ -65,8 +65,8 @@ def test_a_read_only_models_folder_gets_409_with_the_reason(
 ) -> None:
     models = tmp_path / "models"
     shutil.copytree(ROOT / "models", models)
-    (models / "ACTIVE").unlink()  # no active model: predictions are refused, not invented
-    (version,) = (p.name for p in models.iterdir() if p.is_dir())
+    (models / "turbofan" / "ACTIVE").unlink()  # no active model: predictions are refused
+    (version,) = (p.name for p in (models / "turbofan").iterdir() if p.is_dir())
     env = {**isolated_env, "API_KEY": API_KEY, "MODELS_DIR": str(models), "TORCH_THREADS": "1"}
     worker = start_worker(env, "read-only", wrapper=read_only_mount(models))
 
@@ -96,7 +96,7 @@ def test_a_read_only_models_folder_gets_409_with_the_reason(
     )
     assert (status, body["error"]) == (409, "not_writable"), body
     assert str(models) in body["detail"]
-    assert not (models / "ACTIVE").exists()
+    assert not (models / "turbofan" / "ACTIVE").exists()
 
     checked = [
         ("/health/ready", "GET", {}, 200),
@@ -112,7 +112,9 @@ def test_a_read_only_models_folder_gets_409_with_the_reason(
             response, checks=[status_code_conformance, response_schema_conformance]
         )
         assert response.status_code == expected, (path, response.text)
-    assert json.loads(worker.get("/api/v1/rul/models")[1])["versions"][0]["version"] == version
+    classes = json.loads(worker.get("/api/v1/rul/models")[1])["classes"]
+    turbofan = next(entry for entry in classes if entry["asset_class"] == "turbofan")
+    assert turbofan["versions"][0]["version"] == version
     readiness = json.loads(OPENAPI.read_text())["components"]["schemas"]["Readiness"]
     Draft202012Validator(readiness).validate(json.loads(starting))  # the documented 503 body
 

@@ -211,7 +211,7 @@ def test_after_the_fuzzing_the_worker_is_ready_and_its_streams_flow(fuzzed) -> N
     report = wait_for(archived, 90, "every telemetry message in the S3 archive", every=2.0)
     assert report["kafka_messages"] >= 5
 
-    names = load_active(Path(env["MODELS_DIR"])).feature_names
+    names = load_active(Path(env["MODELS_DIR"]) / "turbofan").feature_names
     produce_json(
         env,
         stack.topic_features,

@@ -123,9 +123,10 @@ def test_every_error_code_is_documented_with_its_one_status() -> None:
 
 def test_the_document_s_limits_and_patterns_are_the_code_s() -> None:
     ops = operations()
-    (version,) = ops["activateModel"][2]["parameters"]
-    assert version["schema"]["maxLength"] == MAX_VERSION_CHARS
-    assert version["schema"]["pattern"] == f"^{VERSION_RE.pattern}$"
+    version, asset_class = ops["activateModel"][2]["parameters"]
+    for parameter in (version, asset_class):
+        assert parameter["schema"]["maxLength"] == MAX_VERSION_CHARS
+        assert parameter["schema"]["pattern"] == f"^{VERSION_RE.pattern}$"
     (limit,) = ops["getFleet"][2]["parameters"]
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == FLEET_LIMITS
     assert SCHEMAS["PredictRequest"]["properties"]["sequence"]["maxItems"] == MAX_STEPS
@@ -157,7 +158,7 @@ def test_real_requests_get_every_documented_answer_as_documented(
     api_worker, tmp_path: Path
 ) -> None:
     worker, env = api_worker
-    models = Path(env["MODELS_DIR"])
+    models = Path(env["MODELS_DIR"]) / "turbofan"
     version = active_version(models)
     assert version is not None
     tampered = models / "tampered-v1"

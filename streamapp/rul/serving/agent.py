@@ -1,4 +1,5 @@
-"""Streaming RUL: extracted-features -> per-asset sequences -> batched ensemble -> predictions.
+"""Streaming RUL: extracted-features -> per-sensor sequences -> each class's ensemble ->
+predictions.
 
 Its topic is a batch route of `streamapp.runtime.drain`: the fetch loop hands it lists of
 raw messages, past Faust's per-message delivery. Per batch (up to `rul_batch_size`
@@ -9,6 +10,14 @@ and the next batch is prepared meanwhile) and hands the batch's checkpoint each 
 asset's state, with the predictions it is about to send, and those predictions, sent
 after the state (`streamapp.runtime.checkpoint` has the order; `sequences.py` why a
 replay then re-sends identical bytes).
+
+Each record is served by the active model of its asset class (`metadata.asset_class`, as
+the feature agent stamps it, else the class rules on its asset id and feature names); a
+class with no model keeps its sequences and counts `no_model`. Only malformed records,
+records missing their own class's model inputs, and records not keyed by their asset id
+(their sequence would live on another partition than the asset's) are dead letters.
+Each (asset, sensor) has its own sequence: records of several sensors of one asset are
+all served, each from its own history.
 """
 
 from __future__ import annotations
@@ -16,20 +25,27 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import faust
 import numpy as np
 import torch
 from faust.types import TP, Message
 
+from streamapp.assets.classes import AssetClasses
 from streamapp.contracts.codec import Invalid
 from streamapp.contracts.features import FeatureRecord, parse_feature_record
 from streamapp.contracts.predictions import prediction_record
 from streamapp.rul.serving import metrics
 from streamapp.rul.serving.ensemble import Ensemble
-from streamapp.rul.serving.live_model import LiveModel
-from streamapp.rul.serving.sequences import AssetSequence, Outcome, apply, missing_features
+from streamapp.rul.serving.live_model import LiveModels
+from streamapp.rul.serving.sequences import (
+    AssetSequence,
+    Outcome,
+    apply,
+    missing_features,
+    sequence_key,
+)
 from streamapp.runtime import drain, signals, tables
 from streamapp.runtime.batching import Finish, run_batches
 from streamapp.runtime.checkpoint import Checkpoint
@@ -57,12 +73,13 @@ class RulAgent:
     def __init__(
         self,
         settings: Settings,
-        live: LiveModel,
+        live: LiveModels,
         table: Table,
         dlq: faust.TopicT,
         pool: Executor | None = None,
     ) -> None:
         self.live = live
+        self.features_topic = settings.topic_features
         self.table = table
         self.dlq = dlq
         self.pool = pool
@@ -84,14 +101,13 @@ class RulAgent:
     async def follow_model(self) -> None:
         """Pick up `streamapp models activate` without a restart."""
         await self.live.refresh()
-        self.live.warn_if_missing()
 
-    def _state_of(self, asset_id: str, message: Message, generation: int) -> AssetSequence:
-        cached = self.cache.get(asset_id)
+    def _state_of(self, key: str, message: Message, generation: int) -> AssetSequence:
+        cached = self.cache.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        state = AssetSequence.from_bytes(tables.read(self.table, asset_id.encode(), message))
-        self.cache.put(asset_id, (generation, state))
+        state = AssetSequence.from_bytes(tables.read(self.table, key.encode(), message))
+        self.cache.put(key, (generation, state))
         return state
 
     async def handle(self, messages: list[Message], checkpoint: Checkpoint) -> Finish:
@@ -103,51 +119,60 @@ class RulAgent:
         next batch (or a later record of this one) would read the table's older state.
         """
         generation = checkpoint.generation
-        live = self.live
-        ensemble = live.ensemble
-        needed = ensemble.feature_names if ensemble else None
-        capacity = ensemble.window if ensemble else self.sequence_length
+        ensembles = self.live.ensembles()
         cache = self.cache
-        touched: dict[str, tuple[Message, AssetSequence]] = {}  # its last message, state
+        touched: dict[str, tuple[Message, AssetSequence]] = {}  # per sequence: last message
         pin = cache.pin(touched.keys())
-        pending: list[tuple[FeatureRecord, Message, np.ndarray, int]] = []
+        pending: dict[str, list[Pending]] = {}  # per class
         resend: list[tuple[bytes | None, bytes, None]] = []
         for message in messages:
             record = parse_feature_record(message.value, self.max_bytes)
             if isinstance(record, Invalid):
                 await checkpoint.refuse(self.dlq, message, record.reason)
                 continue
+            if message.key != record.asset_id.encode():
+                await checkpoint.refuse(self.dlq, message, unkeyed_reason(message.key))
+                continue
+            asset_class = self.live.class_of(record, self.features_topic)
+            ensemble = ensembles.get(asset_class)
+            needed = ensemble.feature_names if ensemble else None
             if needed is not None and (missing := missing_features(record, needed)):
-                reason = f"missing features: {', '.join(missing)}"
+                reason = f"missing features of the {asset_class} model: {', '.join(missing)}"
                 await checkpoint.refuse(self.dlq, message, reason)
                 continue
-            state = self._state_of(record.asset_id, message, generation)
+            key = sequence_key(record)
+            state = self._state_of(key, message, generation)
+            capacity = ensemble.window if ensemble else self.sequence_length
             outcome = apply(state, record, message.offset, needed, capacity)
             if outcome == Outcome.REPLAYED:
-                metrics.SKIPPED.labels(outcome).inc()
+                metrics.SKIPPED.labels(outcome, asset_class).inc()
                 if (stored := state.emission(message.offset)) is not None:
                     resend.append((record.asset_id.encode(), stored, None))
                 continue
             state.emitted = []  # those of an earlier batch, on the topic by now
-            touched[record.asset_id] = (message, state)
+            touched[key] = (message, state)
             if outcome != Outcome.APPLIED:
-                metrics.SKIPPED.labels(outcome).inc()
+                metrics.SKIPPED.labels(outcome, asset_class).inc()
             elif ensemble is None:
-                metrics.SKIPPED.labels("no_model").inc()
-                live.warn_if_missing()
+                metrics.SKIPPED.labels("no_model", asset_class).inc()
+                self.live[asset_class].warn_if_missing()
             else:
                 window = ensemble.window_from_rows(state.rows)
-                pending.append((record, message, window, len(state.rows)))
-        states = {asset: state.snapshot() for asset, (_, state) in touched.items()}
+                pending.setdefault(asset_class, []).append(
+                    Pending(record, message, window, len(state.rows), key)
+                )
+        states = {key: state.snapshot() for key, (_, state) in touched.items()}
 
         async def finish() -> None:
-            """Predict; flush each asset's state with its predictions, then those."""
+            """Predict; flush each sequence's state with its predictions, then those."""
             try:
                 predictions: list[tuple[bytes, bytes, None]] = []
-                if pending and ensemble:
-                    predictions = await self._infer(ensemble, pending, states)
-                for asset, (message, _) in touched.items():
-                    checkpoint.write(self.table, asset.encode(), states[asset].to_bytes(), message)
+                for asset_class, waiting in pending.items():
+                    ensemble = ensembles[asset_class]
+                    assert ensemble is not None  # only records with a model wait
+                    predictions += await self._infer(ensemble, asset_class, waiting, states)
+                for key, (message, _) in touched.items():
+                    checkpoint.write(self.table, key.encode(), states[key].to_bytes(), message)
                 checkpoint.send_after_state(self.predictions_topic, [*resend, *predictions])
                 written = await checkpoint.flush()
             finally:
@@ -160,18 +185,20 @@ class RulAgent:
     async def _infer(
         self,
         ensemble: Ensemble,
-        pending: list[tuple[FeatureRecord, Message, np.ndarray, int]],
+        asset_class: str,
+        pending: list[Pending],
         states: dict[str, AssetSequence],
     ) -> list[tuple[bytes, bytes, None]]:
-        """Predict the batch; each prediction's bytes are also stored in its asset's state."""
+        """Predict one class's records of the batch; each prediction's bytes are also
+        stored in its sequence's state."""
         started = time.perf_counter()
-        batch = np.stack([window for _, _, window, _ in pending])
+        batch = np.stack([waiting.window for waiting in pending])
         result = await asyncio.to_thread(ensemble.predict, batch, None, self.pool)
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(pending))
         now_ms = time.time() * 1000.0
         predictions = []
-        for index, (record, message, _, history) in enumerate(pending):
+        for index, (record, message, _, history, key) in enumerate(pending):
             row = result.row(index)
             value = prediction_record(
                 record,
@@ -181,8 +208,9 @@ class RulAgent:
                 ensemble.window,
                 ensemble.feature_names,
                 now_ms - message.timestamp * 1000.0,
+                asset_class,
             )
-            states[record.asset_id].emitted.append((message.offset, value))
+            states[key].emitted.append((message.offset, value))
             predictions.append((record.asset_id.encode(), value, None))
             metrics.PREDICTED_RUL.observe(row["rul_prediction"])
             metrics.INTERVAL_WIDTH.observe(
@@ -191,8 +219,28 @@ class RulAgent:
         return predictions
 
 
-def register(app: faust.App, settings: Settings) -> LiveModel:
-    """Attach the RUL agent, its table and model following to `app`; returns the live model."""
+class Pending(NamedTuple):
+    """A record waiting for its class's model: its model window and sequence."""
+
+    record: FeatureRecord
+    message: Message
+    window: np.ndarray
+    history: int
+    key: str
+
+
+def unkeyed_reason(key: bytes | None) -> str:
+    """Why a record not keyed by its asset id is refused, and how to send it."""
+    got = "no key" if key is None else f"key {key[:64]!r}"
+    return (
+        f"{got}: extracted-features records must be keyed by their asset_id, so that an "
+        "asset's sequence lives on one partition (kafka-console-producer: "
+        "--property parse.key=true --property key.separator=:)"
+    )
+
+
+def register(app: faust.App, settings: Settings) -> LiveModels:
+    """Attach the RUL agent, its table and model following to `app`; returns the models."""
     torch.set_num_threads(settings.torch_threads)
     members = settings.rul_inference_threads
     pool = ThreadPoolExecutor(members, "rul-member") if members > 1 else None
@@ -214,7 +262,7 @@ def register(app: faust.App, settings: Settings) -> LiveModel:
     )
     # Faust still picks its json codec for a bytes schema; the value is our own JSON bytes.
     cast(Any, sequences).key_serializer = cast(Any, sequences).value_serializer = "raw"
-    live = LiveModel(settings.models_dir)
+    live = LiveModels(settings.models_dir, AssetClasses.load(settings.asset_classes))
     agent = RulAgent(settings, live, sequences, dlq, pool)
     signals.on_partitions_revoked(app, agent.on_rebalance)
     signals.on_partitions_assigned(app, agent.on_rebalance)

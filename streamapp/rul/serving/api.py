@@ -19,8 +19,14 @@ from streamapp.contracts.codec import Invalid
 from streamapp.contracts.features import FeatureRecord, feature_record
 from streamapp.contracts.predictions import prediction_record
 from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.serving.live_model import LiveModels
 from streamapp.rul.serving.sequences import AssetSequence, Outcome, apply, missing_features
-from streamapp.rul.training.artifacts import active_version, list_versions, read_metrics
+from streamapp.rul.training.artifacts import (
+    active_version,
+    class_folder,
+    list_versions,
+    read_metrics,
+)
 
 DEFAULT_ASSET = "api"
 
@@ -37,8 +43,19 @@ def version_summary(models_dir: Path, version: str) -> dict[str, Any]:
     return {"version": version, "metrics": {**metrics, "members": members}}
 
 
-def models_summary(models_dir: Path, serving: Ensemble | None) -> dict[str, Any]:
-    """Active version (models/ACTIVE), the one this worker serves, and every version's metrics."""
+def fleet_models_summary(models_dir: Path, live: LiveModels) -> dict[str, Any]:
+    """Per asset class the worker knows: `class_summary`."""
+    return {
+        "classes": [
+            {"asset_class": name, **class_summary(class_folder(models_dir, name), model.ensemble)}
+            for name, model in live.by_class.items()
+        ]
+    }
+
+
+def class_summary(models_dir: Path, serving: Ensemble | None) -> dict[str, Any]:
+    """A class's active version (its ACTIVE), the one this worker serves, and every
+    version's metrics (`models_dir`: the class's folder)."""
     active = active_version(models_dir)
     return {
         "active": active,
@@ -53,13 +70,15 @@ def models_summary(models_dir: Path, serving: Ensemble | None) -> dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class PredictRequest:
-    """A validated feature sequence, oldest step first."""
+    """A validated feature sequence, oldest step first, and the class it names (None: the
+    class rules decide, on its last step)."""
 
     steps: list[FeatureRecord]
+    asset_class: str | None = None
 
 
 def parse_predict_request(body: Any, max_steps: int) -> PredictRequest | Invalid:
-    """`{"asset_id", "sensor_id"?, "sequence": [step, ...]}`, oldest step first.
+    """`{"asset_id", "sensor_id"?, "asset_class"?, "sequence": [step, ...]}`, oldest first.
 
     A step is an `extracted-features` record (its `features`, `timestamp`, `window`) or a
     bare map of feature values; bare steps are ordered as posted.
@@ -70,6 +89,9 @@ def parse_predict_request(body: Any, max_steps: int) -> PredictRequest | Invalid
     sensor_id = body.get("sensor_id")
     if sensor_id is not None and not isinstance(sensor_id, str):
         return Invalid("sensor_id must be a string")
+    asset_class = body.get("asset_class")
+    if asset_class is not None and not isinstance(asset_class, str):
+        return Invalid("asset_class must be a string")
     sequence = body.get("sequence")
     if not isinstance(sequence, list) or not sequence:
         return Invalid("sequence must be a non-empty array of feature steps, oldest first")
@@ -95,11 +117,14 @@ def parse_predict_request(body: Any, max_steps: int) -> PredictRequest | Invalid
         if isinstance(record, Invalid):
             return Invalid(f"sequence[{index}]: {record.reason}")
         steps.append(record)
-    return PredictRequest(steps)
+    return PredictRequest(steps, asset_class)
 
 
-def predict_sequence(ensemble: Ensemble, request: PredictRequest) -> dict[str, Any] | Invalid:
-    """The `rul-predictions` record for the last step, as the streaming agent computes it."""
+def predict_sequence(
+    ensemble: Ensemble, request: PredictRequest, asset_class: str | None = None
+) -> dict[str, Any] | Invalid:
+    """The `rul-predictions` record for the last step, as the streaming agent computes it
+    with `asset_class`'s model."""
     started = time.perf_counter()
     for index, step in enumerate(request.steps):
         if missing := missing_features(step, ensemble.feature_names):
@@ -126,5 +151,6 @@ def predict_sequence(ensemble: Ensemble, request: PredictRequest) -> dict[str, A
             ensemble.window,
             ensemble.feature_names,
             (time.perf_counter() - started) * 1000.0,
+            asset_class,
         )
     )

@@ -50,6 +50,8 @@ ASSETS = 1000
 PARTITIONS = 8
 STEP_MS = 1000.0
 BASE_MS = 1_795_320_000_000.0
+#: The class the bench's records name: its active model runs.
+BENCH_CLASS = "turbofan"
 
 
 def feature_records(
@@ -79,7 +81,7 @@ def feature_records(
                     "end": format_ts(end_ms),
                     "count": 1,
                 },
-                "metadata": {"cycle": step, "source": "bench"},
+                "metadata": {"cycle": step, "source": "bench", "asset_class": BENCH_CLASS},
             }
             yield asset.encode(), json.dumps(record, separators=(",", ":")).encode()
 
@@ -110,9 +112,9 @@ async def run_bench(
     app = bench_app(settings, data_dir, PARTITIONS)
     live = register(app, settings)
     await live.refresh()
-    if live.ensemble is None:
-        raise RuntimeError(f"no loadable active model in {settings.models_dir}")
-    ensemble = live.ensemble
+    ensemble = live[BENCH_CLASS].ensemble
+    if ensemble is None:
+        raise RuntimeError(f"no loadable active model in {live[BENCH_CLASS].folder}")
     await send_paced(
         settings,
         settings.topic_features,

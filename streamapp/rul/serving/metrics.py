@@ -20,9 +20,9 @@ PREDICTIONS = Counter(
 )
 SKIPPED = Counter(
     "streamapp_rul_predictions_skipped_total",
-    "Feature records that produced no prediction, by reason "
-    "(e.g. short_history, no_model, invalid_features).",
-    ["reason"],
+    "Feature records that produced no prediction, by reason (replayed, duplicate_window, "
+    "no_model) and asset class.",
+    ["reason", "asset_class"],
 )
 INFERENCE_SECONDS = Histogram(
     "streamapp_rul_inference_seconds",
@@ -36,8 +36,9 @@ BATCH_SIZE = Histogram(
 )
 MODEL_LOADED = Gauge(
     "streamapp_rul_model_loaded",
-    "1 for the model version serving predictions in this worker; 0 when none is loaded.",
-    ["version"],
+    "Per asset class, 1 for the model version serving its predictions in this worker; "
+    "0 (version empty) while none is loaded.",
+    ["asset_class", "version"],
 )
 PREDICTED_RUL = Histogram(
     "streamapp_rul_predicted_cycles",
@@ -57,13 +58,14 @@ ASSETS_UNDER_THRESHOLD = Gauge(
 NO_MODEL = ""
 
 
-def set_model_version(version: str | None) -> None:
-    """Make exactly one version series read 1 (or the empty version read 0)."""
-    MODEL_LOADED.clear()
-    if version:
-        MODEL_LOADED.labels(version).set(1)
-    else:
-        MODEL_LOADED.labels(NO_MODEL).set(0)
+def set_model_version(asset_class: str, version: str | None) -> None:
+    """Make exactly one version series of the class read 1 (or the empty version read 0)."""
+    for labels in [labels for labels in _loaded if labels[0] == asset_class]:
+        MODEL_LOADED.remove(*labels)
+        _loaded.discard(labels)
+    labels = (asset_class, version or NO_MODEL)
+    MODEL_LOADED.labels(*labels).set(1 if version else 0)
+    _loaded.add(labels)
 
 
-set_model_version(None)
+_loaded: set[tuple[str, str]] = set()

@@ -28,6 +28,19 @@ from streamapp.contracts.features import FeatureRecord
 _HEADER_SIZE = struct.Struct("<I")
 
 
+#: Sensor ids that mean the whole asset (the feature agent emits `all`).
+WHOLE_ASSET = (None, "", "all")
+
+
+def sequence_key(record: FeatureRecord) -> str:
+    """The table key of a record's sequence: the asset id, or asset id + the sensor id
+    (after a unit separator) for a record of one of the asset's sensors, so that every
+    sensor's windows make their own history instead of colliding on the same window end."""
+    if record.sensor_id in WHOLE_ASSET:
+        return record.asset_id
+    return f"{record.asset_id}\x1f{record.sensor_id}"
+
+
 def missing_features(record: FeatureRecord, needed: list[str]) -> list[str]:
     return [name for name in needed if name not in record.features]
 

@@ -1,4 +1,9 @@
-"""Versioned model artifacts: models/<version>/ with a sha256 manifest, and models/ACTIVE.
+"""Versioned model artifacts: models/<class>/<version>/ with a sha256 manifest, and
+models/<class>/ACTIVE.
+
+Each asset class has its own folder of versions and its own active pointer, so a class's
+model is trained, activated and rolled back without touching another's; the functions
+below take that folder (`class_folder`).
 
 A version directory holds one `<member>.pt` state_dict per network (loaded with
 `torch.load(weights_only=True)`, so no pickled code ever runs), `ensemble.json` (feature names,
@@ -57,6 +62,48 @@ def check_version_name(version: str) -> None:
             f"invalid version name {version[:64]!r}: letters, digits, '.', '_' and '-' "
             "only, starting with a letter or digit"
         )
+
+
+def class_folder(models_dir: Path | str, asset_class: str) -> Path:
+    """The folder of one class's versions and ACTIVE pointer (name checked as a version's)."""
+    try:
+        check_version_name(asset_class)
+    except InvalidVersion as exc:
+        raise InvalidVersion(str(exc).replace("version name", "asset class name")) from None
+    return Path(models_dir) / asset_class
+
+
+def model_classes(models_dir: Path | str) -> list[str]:
+    """The classes with a folder under `models_dir` holding versions or ACTIVE, sorted."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and VERSION_RE.fullmatch(p.name)
+        and ((p / ACTIVE).is_file() or list_versions(p))
+    )
+
+
+class AmbiguousVersion(ArtifactError):
+    """A version name found in the folders of several classes: the class must be named."""
+
+
+def class_of_version(models_dir: Path | str, version: str) -> str:
+    """The one class whose folder holds `version`; UnknownVersion if none,
+    AmbiguousVersion if several (version names are meant to be unique)."""
+    check_version_name(version)
+    holding = [c for c in model_classes(models_dir) if (Path(models_dir) / c / version).is_dir()]
+    if not holding:
+        raise UnknownVersion(f"no version {version} in any class of {models_dir}")
+    if len(holding) > 1:
+        raise AmbiguousVersion(
+            f"version {version} is in several classes ({', '.join(holding)}): name the class"
+        )
+    return holding[0]
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from streamapp.contracts.codec import Invalid
-from streamapp.rul.training.artifacts import list_versions
+from streamapp.rul.training.artifacts import VERSION_RE, class_folder, list_versions
 from streamapp.rul.training.networks import MODEL_KINDS
 from streamapp.settings import Settings
 
@@ -60,6 +60,7 @@ class TrainRequest:
     window: int = 30
     seed: int = 42
     activate: bool = False
+    asset_class: str = "turbofan"
 
     @property
     def from_s3(self) -> bool:
@@ -107,8 +108,21 @@ def parse_train_request(body: Any) -> TrainRequest | Invalid:
     activate = body.get("activate", False)
     if not isinstance(activate, bool):
         return Invalid("activate must be true or false")
+    asset_class = body.get("asset_class", "turbofan" if fmt == "cmapss" else None)
+    if asset_class is None:
+        return Invalid("asset_class is required with format features: the class it serves")
+    if not isinstance(asset_class, str) or not VERSION_RE.fullmatch(asset_class):
+        return Invalid("asset_class must be a class name (letters, digits, '.', '_', '-')")
     return TrainRequest(
-        data, fmt, subset.upper(), tuple(models), int(epochs), int(window), int(seed), activate
+        data,
+        fmt,
+        subset.upper(),
+        tuple(models),
+        int(epochs),
+        int(window),
+        int(seed),
+        activate,
+        asset_class,
     )
 
 
@@ -121,6 +135,7 @@ def train_argv(request: TrainRequest, data: Path, out: Path, threads: int) -> li
         "--window", str(request.window), "--seed", str(request.seed),
         # One training process: the worker that started the job keeps the other core.
         "--out", str(out), "--threads", str(threads), "--jobs", "1",
+        "--asset-class", request.asset_class,
         "--activate" if request.activate else "--no-activate",
     ]  # fmt: skip
 
@@ -172,6 +187,7 @@ class TrainJob:
             "exit_code": self.exit_code,
             "data": self.request.data,
             "format": self.request.format,
+            "asset_class": self.request.asset_class,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "model_versions": self.versions,
@@ -284,7 +300,8 @@ class TrainJobs:
 
     async def _run(self, job: TrainJob) -> None:
         models_dir = self.settings.models_dir
-        before = set(list_versions(models_dir))
+        folder = class_folder(models_dir, job.request.asset_class)
+        before = set(list_versions(folder))
         try:
             data = await self._materialise(job)
             job.status = "running"
@@ -306,7 +323,7 @@ class TrainJobs:
             job.status = "failed"
         finally:
             job.finished_at = time.time()
-            job.versions = sorted(set(list_versions(models_dir)) - before)
+            job.versions = sorted(set(list_versions(folder)) - before)
             self._tasks.pop(job.id, None)
             logger.info(
                 "event=train_job_finished job=%s status=%s exit_code=%s versions=%s",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streamapp.contracts.codec import Invalid
-from streamapp.rul.serving.api import models_summary, parse_predict_request, predict_sequence
+from streamapp.rul.serving.api import class_summary, parse_predict_request, predict_sequence
 from streamapp.rul.training.artifacts import load_active
 from streamapp.settings import Settings
 from streamapp.web.auth import key_refusal
@@ -20,7 +20,7 @@ MODELS = ROOT / "models"
 
 @pytest.fixture(scope="module")
 def ensemble():
-    return load_active(MODELS)
+    return load_active(MODELS / "turbofan")
 
 
 def bare_steps(names: list[str], count: int, seed: int = 0) -> list[dict[str, float]]:
@@ -101,12 +101,12 @@ def test_features_out_of_the_model_s_range_are_refused_not_predicted_as_null(ens
 
 
 def test_models_summary_names_active_and_serving_versions(ensemble, tmp_path: Path) -> None:
-    summary = models_summary(MODELS, ensemble)
+    summary = class_summary(MODELS / "turbofan", ensemble)
     assert summary["active"] == summary["serving"] == ensemble.version
     assert summary["active_metrics"]["validation_rmse"]["ensemble"] > 0
     assert all("history" not in m for m in summary["active_metrics"]["members"].values())
     assert [v["active"] for v in summary["versions"] if v["version"] == ensemble.version] == [True]
-    empty = models_summary(tmp_path, None)
+    empty = class_summary(tmp_path, None)
     assert empty == {"active": None, "serving": None, "active_metrics": None, "versions": []}
 
 

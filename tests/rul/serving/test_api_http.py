@@ -43,12 +43,17 @@ def call(worker: WorkerProcess, path: str, body: object, key: str | None = API_K
     return post(worker.base_url + PREFIX + path, json.dumps(body).encode(), headers)
 
 
+def turbofan_models(worker: WorkerProcess) -> dict:
+    """The `turbofan` entry of GET /models."""
+    classes = get_json(worker, PREFIX + "/models")["classes"]
+    (found,) = [entry for entry in classes if entry["asset_class"] == "turbofan"]
+    return found
+
+
 def test_models_and_predict_match_offline_serving(api_worker) -> None:
     worker, env = api_worker
-    ensemble = load_active(Path(env["MODELS_DIR"]))
-    models = wait_for(
-        lambda: (m := get_json(worker, PREFIX + "/models"))["serving"] and m, 30, "model loaded"
-    )
+    ensemble = load_active(Path(env["MODELS_DIR"]) / "turbofan")
+    models = wait_for(lambda: (m := turbofan_models(worker))["serving"] and m, 30, "model loaded")
     assert models["active"] == models["serving"] == ensemble.version
     assert models["active_metrics"]["validation_rmse"]["ensemble"] > 0
 
@@ -65,11 +70,14 @@ def test_models_and_predict_match_offline_serving(api_worker) -> None:
     assert abs(record["rul_prediction"] - float(offline.rul[0])) <= 1e-4
     assert abs(record["confidence_interval_lower"] - float(offline.lower[0])) <= 1e-4
     assert record["model_version"] == ensemble.version and record["asset_id"] == "API-1"
+    assert record["asset_class"] == "turbofan"  # by the class rules on its feature names
     assert record["sequence_length"] == ensemble.window and not record["metadata"]["padded"]
 
     partial = [{k: v for k, v in step.items() if k != ensemble.feature_names[0]} for step in steps]
-    status, body = call(worker, "/predict", {"sequence": partial})
+    status, body = call(worker, "/predict", {"sequence": partial, "asset_class": "turbofan"})
     assert status == 400 and "missing features" in body["detail"]
+    status, body = call(worker, "/predict", {"sequence": steps, "asset_class": "ev"})
+    assert (status, body["error"]) == (503, "no_model") and "class ev" in body["detail"]
 
 
 def test_mutating_endpoints_need_the_key_and_refusals_are_logged(api_worker) -> None:
@@ -117,9 +125,10 @@ def test_a_training_job_on_an_s3_prefix_finishes_and_its_model_can_be_activated(
 
     status, body = call(worker, f"/models/{version}/activate", {})
     assert (status, body["active"], body["serving"]) == (200, version, version)
-    models = get_json(worker, PREFIX + "/models")
+    assert body["asset_class"] == "turbofan"
+    models = turbofan_models(worker)
     assert models["active"] == models["serving"] == version
     assert {v["version"] for v in models["versions"]} >= {
         version,
-        load_active(ROOT / "models").version,
+        load_active(ROOT / "models" / "turbofan").version,
     }

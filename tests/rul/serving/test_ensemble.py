@@ -18,7 +18,7 @@ def test_shape_bucket_bounds_the_batch_shapes() -> None:
 
 
 def test_a_large_batch_runs_in_slices_and_predicts_as_small_ones(tmp_path: Path) -> None:
-    ensemble = load_active(ROOT / "models")
+    ensemble = load_active(ROOT / "models" / "turbofan")
     fleet = load_cmapss(write_cmapss(tmp_path), "FD001", "test").columns(ensemble.feature_names)
     windows = np.concatenate([sequence_windows(s, ensemble.window) for s in fleet.series])
     windows = np.resize(windows, (300, *windows.shape[1:]))

@@ -76,12 +76,12 @@ def metric(worker, name: str) -> str:
 def test_model_lifecycle_in_a_running_worker(
     isolated_env, start_worker, trained_models, tmp_path: Path
 ) -> None:
-    models = tmp_path / "models"
-    shutil.copytree(trained_models, models)
+    shutil.copytree(trained_models, tmp_path / "models")
+    models = tmp_path / "models" / "turbofan"  # ENGINE-1's class
     versions = sorted(p.name for p in models.iterdir() if p.is_dir())
     first, second = versions
     names = load_ensemble(models / first).feature_names
-    env = {**isolated_env, "MODELS_DIR": str(models)}
+    env = {**isolated_env, "MODELS_DIR": str(tmp_path / "models")}
     settings = settings_from_env(env)
     worker = start_worker(env)
     worker.wait_ready()
@@ -89,7 +89,8 @@ def test_model_lifecycle_in_a_running_worker(
     lines = [feature_line("ENGINE-1", cycle, names) for cycle in range(1, 4)]
     asyncio.run(produce_lines(settings, settings.topic_features, lines))
     deadline = time.monotonic() + 30
-    while 'reason="no_model"} 3.0' not in metric(worker, "streamapp_rul_predictions_skipped"):
+    no_model = 'asset_class="turbofan",reason="no_model"} 3.0'
+    while no_model not in metric(worker, "streamapp_rul_predictions_skipped"):
         assert time.monotonic() < deadline, metric(worker, "streamapp_rul")
         time.sleep(0.5)
     assert "event=no_model" in worker.log_tail(100_000)
@@ -112,7 +113,9 @@ def test_model_lifecycle_in_a_running_worker(
         for p in predictions
     )
     letters = read(settings, settings.dlq_topic(settings.topic_features), 1)
-    assert parse_headers(list(letters[0].headers))[REASON_HEADER] == f"missing features: {names[0]}"
+    assert parse_headers(list(letters[0].headers))[REASON_HEADER] == (
+        f"missing features of the turbofan model: {names[0]}"
+    )
 
     weights = next((models / second).glob("*.pt"))
     tampered = bytearray(weights.read_bytes())

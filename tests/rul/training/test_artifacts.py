@@ -6,14 +6,18 @@ import pytest
 
 from streamapp.rul.serving.ensemble import Ensemble
 from streamapp.rul.training.artifacts import (
+    AmbiguousVersion,
     ArtifactError,
     InvalidVersion,
     UnknownVersion,
     activate,
     active_version,
+    class_folder,
+    class_of_version,
     list_versions,
     load_active,
     load_ensemble,
+    model_classes,
     save_ensemble,
 )
 from streamapp.rul.training.data import cmapss_inputs, load_cmapss, sequence_windows
@@ -139,3 +143,23 @@ def test_version_names_are_checked_before_the_filesystem(tmp_path: Path) -> None
         activate(missing, "v" * 129)
     with pytest.raises(UnknownVersion, match="no version " + "v" * 128):
         activate(missing, "v" * 128)
+
+
+def test_each_class_has_its_folder_and_a_version_names_its_class(
+    trained: tuple[Ensemble, Path], tmp_path: Path
+) -> None:
+    ens, _ = trained
+    root = tmp_path / "models"
+    save_ensemble(ens, class_folder(root, "turbofan"), version="t1")
+    save_ensemble(ens, class_folder(root, "rotating"), version="r1")
+    save_ensemble(ens, class_folder(root, "rotating"), version="both")
+    save_ensemble(ens, class_folder(root, "turbofan"), version="both")
+    (root / "empty").mkdir()
+    assert model_classes(root) == ["rotating", "turbofan"]
+    assert class_of_version(root, "r1") == "rotating"
+    with pytest.raises(UnknownVersion):
+        class_of_version(root, "nowhere")
+    with pytest.raises(AmbiguousVersion, match="rotating, turbofan"):
+        class_of_version(root, "both")
+    with pytest.raises(InvalidVersion, match="asset class name"):
+        class_folder(root, "../x")

@@ -42,11 +42,13 @@ def test_a_minimal_request_keeps_the_train_defaults() -> None:
 def test_every_field_is_checked() -> None:
     full = parse_train_request(
         {"data": "s3://bucket/datasets/fd001", "format": "features", "subset": "fd002",
-         "models": " gru , tcn", "epochs": 3, "window": 10, "seed": 7, "activate": True}
+         "models": " gru , tcn", "epochs": 3, "window": 10, "seed": 7, "activate": True,
+         "asset_class": "rotating"}
     )  # fmt: skip
     assert full == TrainRequest(
-        "s3://bucket/datasets/fd001", "features", "FD002", ("gru", "tcn"), 3, 10, 7, True
-    )
+        "s3://bucket/datasets/fd001", "features", "FD002", ("gru", "tcn"), 3, 10, 7, True,
+        "rotating",
+    )  # fmt: skip
     assert full.from_s3 and split_s3(full.data) == ("bucket", "datasets/fd001")
     refused = {
         "x": "body must be a JSON object",
@@ -63,6 +65,8 @@ def test_every_field_is_checked() -> None:
         '{"data": "d", "models": "gru,,tcn"}': "models must be",
         '{"data": "d", "models": "gru\\u001c"}': "models must be",
         '{"data": "d", "command": "rm"}': "unknown fields: command",
+        '{"data": "d", "format": "features"}': "asset_class is required",
+        '{"data": "d", "asset_class": "../x"}': "asset_class must be",
     }
     for body, reason in refused.items():
         result = parse_train_request(json.loads(body) if body != "x" else body)
@@ -78,6 +82,7 @@ def test_the_job_runs_the_train_command_with_the_request_s_options(tmp_path: Pat
         "--data": str(tmp_path / "data"), "--format": "cmapss", "--subset": "FD001",
         "--models": "gru", "--epochs": "2", "--window": "10", "--seed": "3",
         "--out": str(tmp_path / "models"), "--threads": "1", "--jobs": "1",
+        "--asset-class": "turbofan",
     }  # fmt: skip
     assert argv[-1] == "--no-activate"
 
@@ -116,10 +121,11 @@ def test_a_tiny_job_trains_a_new_version_and_a_second_job_waits(tmp_path: Path) 
     shown = job.to_json()
     assert shown["status"] == "succeeded", shown["log_tail"]
     assert shown["exit_code"] == 0
-    assert shown["model_versions"] == list_versions(settings.models_dir)
+    assert shown["model_versions"] == list_versions(settings.models_dir / "turbofan")
+    assert shown["asset_class"] == "turbofan"
     assert len(shown["model_versions"]) == 1
     assert "saved" in shown["log_tail"] and "not activated" in shown["log_tail"]
-    assert active_version(settings.models_dir) is None
+    assert active_version(settings.models_dir / "turbofan") is None
     assert missing.to_json()["status"] == "failed"
     assert "no such dataset path" in missing.to_json()["log_tail"]
 

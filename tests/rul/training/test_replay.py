@@ -49,7 +49,8 @@ def offline() -> dict[str, Any]:
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
-    per_engine = evaluate(load_active(MODELS), load_cmapss(DATA, "FD001", "test"), "FD001")
+    test = load_cmapss(DATA, "FD001", "test")
+    per_engine = evaluate(load_active(MODELS / "turbofan"), test, "FD001")
     units = per_engine["per_engine"]["unit"]
     preds = per_engine["per_engine"]["pred"]
     return {
@@ -64,7 +65,7 @@ def offline_steps() -> dict[str, list[float]]:
     a step predicted from a damaged history (a row lost, doubled or stale) differs."""
     if not (DATA / "test_FD001.txt").exists():
         pytest.skip(f"C-MAPSS FD001 not found in {DATA}")
-    ensemble = load_active(MODELS)
+    ensemble = load_active(MODELS / "turbofan")
     fleet = load_cmapss(DATA, "FD001", "test").columns(ensemble.feature_names)
     return {
         f"{PREFIX}{int(unit):03d}": ensemble.predict(
@@ -121,7 +122,7 @@ def test_fd001_replay_through_a_worker_equals_offline_evaluate(
     fleet = cmapss_replay.engines(DATA, "FD001", "test", None, PREFIX)
     finals = finals_on_topic(env, cmapss_replay.final_cycles(fleet))
     assert_matches_offline(finals, offline)
-    active = load_active(MODELS)
+    active = load_active(MODELS / "turbofan")
     for final, *_ in finals.values():
         assert final["model_version"] == active.version
         assert final["sequence_length"] == active.window
