@@ -2,7 +2,9 @@
 
 The feature agent encodes it (`encode_features`), the RUL agent and the HTTP API parse it
 (`parse_feature_record`, `feature_record`). `features` maps `<signal>_<feature>` to its
-value, null where that is not finite; the parser takes finite numbers only.
+value, null where that is not finite; the parser takes finite numbers only. A record's
+window ends at `window.end`, or at `timestamp` when that is absent or elided (`"..."`, as
+BRIEF's own sample writes it); any other `window.end` must be a timestamp.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from streamapp.contracts.codec import (
     parse_ts,
 )
 
+#: A window bound left out, as BRIEF's sample record writes it.
+ELIDED = "..."
 #: `metadata.source` of the records the feature agent emits.
 SOURCE = "streamapp-features"
 
@@ -98,7 +102,7 @@ def feature_record(decoded: Any) -> FeatureRecord | Invalid:
         return Invalid(f"timestamp: {timestamp}")
     window = decoded.get("window")
     window_end = timestamp
-    if isinstance(window, dict) and window.get("end") is not None:
+    if isinstance(window, dict) and window.get("end") not in (None, ELIDED):
         end = parse_ts(window["end"])
         if isinstance(end, str):
             return Invalid(f"window.end: {end}")

@@ -24,7 +24,16 @@ pytestmark = pytest.mark.integration
 
 TICKS = 80
 ASSETS = 6  # two of each kind
-TURBOFAN_VERSION = active_version(ROOT / "models" / "turbofan")
+MODELS = ROOT / "models"
+TURBOFAN_VERSION = active_version(MODELS / "turbofan")
+ROTATING_VERSION = active_version(MODELS / "rotating")
+BRIEF_SAMPLE = (
+    b'{"asset_id": "ASSET001", "sensor_id": "SENSOR001",\n'
+    b' "features": {"rms": 10.5, "kurtosis": 2.3, "crest_factor": 3.1},\n'
+    b' "timestamp": "2024-01-01T12:00:00Z",\n'
+    b' "window": {"start": "...", "end": "...", "count": 10},\n'
+    b' "metadata": {"source": "extraction-features-service"}}'
+)
 
 
 def kind_of(asset_id: str) -> str:
@@ -49,13 +58,21 @@ def test_every_class_is_windowed_and_served_as_its_own(isolated_env, start_worke
 
     # Each engine's cycles close when its next cycle arrives: all but its last are windows.
     engine_windows = sum(count - 1 for count in valid_per_engine.values())
+    served_classes = ("turbofan", "rotating")
 
-    def predictions() -> list[dict]:
+    def served_and_windows() -> tuple[list[dict], list[dict]] | None:
         found = [json.loads(r.value) for r in read_topic(env, settings.topic_predictions)]
-        return found if len(found) >= engine_windows else []
+        windows = [json.loads(r.value) for r in read_topic(env, settings.topic_features)]
+        predicted = {(p["asset_id"], p["metadata"]["window_end"]) for p in found}
+        wanted = {
+            (f["asset_id"], f["window"]["end"])
+            for f in windows
+            if f["metadata"]["asset_class"] in served_classes
+        }
+        done = len(found) >= engine_windows + 2 and wanted <= predicted
+        return (found, windows) if done else None
 
-    served = wait_for(predictions, 120, "a prediction for every closed engine window")
-    features = [json.loads(r.value) for r in read_topic(env, settings.topic_features)]
+    served, features = wait_for(served_and_windows, 120, "a prediction for every window")
 
     classes = {f["asset_id"]: f["metadata"]["asset_class"] for f in features}
     assert {asset: kind_of(asset) for asset in classes} == classes
@@ -66,11 +83,35 @@ def test_every_class_is_windowed_and_served_as_its_own(isolated_env, start_worke
     assert {"rms", "kurtosis", "crest_factor", "bearing_temp_mean"} <= set(pump["features"])
 
     assert {(p["asset_class"], p["model_version"]) for p in served} == {
-        ("turbofan", TURBOFAN_VERSION)
+        ("turbofan", TURBOFAN_VERSION),
+        ("rotating", ROTATING_VERSION),
     }
-    assert all(p["asset_id"].startswith("ENGINE-") for p in served)
+    assert {kind_of(p["asset_id"]) for p in served} == {"turbofan", "rotating"}
+    assert all(kind_of(p["asset_id"]) == p["asset_class"] for p in served)
 
     letters = read_topic(env, settings.dlq_topic(settings.topic_telemetry))
     assert len(letters) == invalid  # the malformed ones only, each with its reason
     assert all(dict(r.headers)[REASON_HEADER] for r in letters)
     assert read_topic(env, settings.dlq_topic(settings.topic_features), idle_timeout=1.0) == []
+
+
+def test_brief_s_sample_record_is_served_by_the_rotating_model(isolated_env, start_worker) -> None:
+    env = {**isolated_env, "MODELS_DIR": str(MODELS)}
+    settings = settings_from_env(env)
+    worker = start_worker(env)
+    worker.wait_ready()
+    line = BRIEF_SAMPLE.replace(b"\n", b"")
+    asyncio.run(produce_lines(settings, settings.topic_features, [line], key="ASSET001"))
+
+    def predicted() -> list[dict]:
+        return [json.loads(r.value) for r in read_topic(env, settings.topic_predictions)]
+
+    (prediction,) = wait_for(predicted, 60, "a prediction of ASSET001")
+    assert (prediction["asset_id"], prediction["sensor_id"]) == ("ASSET001", "SENSOR001")
+    assert (prediction["asset_class"], prediction["model_version"]) == (
+        "rotating",
+        ROTATING_VERSION,
+    )
+    assert prediction["features"] == {"rms": 10.5, "kurtosis": 2.3, "crest_factor": 3.1}
+    assert prediction["metadata"]["padded"] and prediction["metadata"]["history"] == 1
+    assert prediction["timestamp"] == "2024-01-01T12:00:00Z"

@@ -105,6 +105,12 @@ def test_train_on_feature_records(tmp_path: Path) -> None:
     assert ens.window == 10
     assert {f"{s}_mean" for s in INFORMATIVE_SENSORS} <= set(ens.feature_names)
     assert ens.metrics["data"]["format"] == "features"
+    chosen = [*args, "--asset-class", "rotating", "--features", "s2_mean,s3_mean"]
+    picked = CliRunner().invoke(_cli(), chosen)
+    assert picked.exit_code == 0, picked.output
+    assert load_active(out / "rotating").feature_names == ["s2_mean", "s3_mean"]
+    unknown = CliRunner().invoke(_cli(), [*chosen[:-1], "s2_mean,nope"])
+    assert unknown.exit_code == 1 and "missing feature nope" in unknown.output
 
 
 def test_train_refuses_seed_replicas_with_cross_fitting(tmp_path: Path) -> None:

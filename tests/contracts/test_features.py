@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.contracts.codec import Invalid
+from streamapp.contracts.codec import Invalid, parse_ts
 from streamapp.contracts.features import (
     SOURCE,
     FeatureRecord,
@@ -47,3 +47,24 @@ def test_an_encoded_window_parses_back() -> None:
     }
     assert record.raw["metadata"] == {"source": SOURCE, "window_kind": "cycle", "cycle": 7}
     assert value == encode_features("ENGINE-0001", features, 1000.0, 2000.0, 3, "cycle", 7)
+
+
+BRIEF_SAMPLE = (
+    b'{"asset_id": "ASSET001", "sensor_id": "SENSOR001",\n'
+    b' "features": {"rms": 10.5, "kurtosis": 2.3, "crest_factor": 3.1},\n'
+    b' "timestamp": "2024-01-01T12:00:00Z",\n'
+    b' "window": {"start": "...", "end": "...", "count": 10},\n'
+    b' "metadata": {"source": "extraction-features-service"}}'
+)
+
+
+def test_brief_s_sample_record_parses_as_it_is() -> None:
+    """Its window bounds are elided ("..."): its timestamp ends its window."""
+    record = parse_feature_record(BRIEF_SAMPLE, 10_000)
+    assert isinstance(record, FeatureRecord)
+    assert record.window_end_ms == record.timestamp_ms == parse_ts("2024-01-01T12:00:00Z")
+    assert record.features == {"rms": 10.5, "kurtosis": 2.3, "crest_factor": 3.1}
+    refused = parse_feature_record(
+        BRIEF_SAMPLE.replace(b'"end": "..."', b'"end": {"at": 1}'), 10_000
+    )
+    assert isinstance(refused, Invalid) and refused.reason.startswith("window.end")

@@ -137,7 +137,8 @@ class RulAgent:
             ensemble = ensembles.get(asset_class)
             needed = ensemble.feature_names if ensemble else None
             if needed is not None and (missing := missing_features(record, needed)):
-                reason = f"missing features of the {asset_class} model: {', '.join(missing)}"
+                names = ", ".join(missing)
+                reason = f"missing features: {names} (the {asset_class} model's inputs)"
                 await checkpoint.refuse(self.dlq, message, reason)
                 continue
             key = sequence_key(record)

@@ -146,7 +146,7 @@ def test_invalid_or_incomplete_records_are_dead_lettered_before_the_state(
         SETTINGS.dlq_topic(FEATURES)
     ] * 2
     assert letters[0].reason.startswith("invalid JSON")
-    reason = "missing features of the generic model: b"
+    reason = "missing features: b (the generic model's inputs)"
     assert (letters[1].reason, letters[1].offset) == (reason, 1)
     assert len(effects.entries("send_all")[0][2]) == 1
 

@@ -114,7 +114,7 @@ def test_model_lifecycle_in_a_running_worker(
     )
     letters = read(settings, settings.dlq_topic(settings.topic_features), 1)
     assert parse_headers(list(letters[0].headers))[REASON_HEADER] == (
-        f"missing features of the turbofan model: {names[0]}"
+        f"missing features: {names[0]} (the turbofan model's inputs)"
     )
 
     weights = next((models / second).glob("*.pt"))
