@@ -141,7 +141,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path(".streamapp/data"), description="Worker state: RocksDB tables, pid files."
     )
-    models_dir: Path = Field(Path("models"), description="Trained model versions and ACTIVE.")
+    models_dir: Path = Field(
+        Path("models"),
+        description="Trained model versions per asset class (<class>/<version>) and each "
+        "class's ACTIVE; with MODELS_URL, this worker's local mirror of the bucket.",
+    )
+    models_url: str | None = Field(
+        None,
+        description="s3://bucket/prefix holding the model versions and ACTIVE pointers "
+        "(unset: MODELS_DIR alone); workers follow its activations.",
+    )
     asset_classes: Path | None = Field(
         None,
         description="Asset classes and the rules that assign them (unset: the shipped "
@@ -344,6 +353,13 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("models_url", mode="after")
+    @classmethod
+    def _models_url(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("s3://") or not value[5:].split("/", 1)[0]):
+            raise ValueError("MODELS_URL must be s3://bucket/prefix")
+        return value or None
 
     def dlq_topic(self, topic: str) -> str:
         """The dead-letter topic of an input topic."""

@@ -89,10 +89,21 @@ def test_workers_are_configured_for_the_stack(services: dict[str, Any], name: st
         "kafka": "service_healthy",
         "topics": "service_completed_successfully",
         "minio-init": "service_completed_successfully",
+        "models-init": "service_completed_successfully",
     }
+    assert env["MODELS_URL"] == f"s3://{env['S3_BUCKET']}/models"
+    assert env["MODELS_DIR"].startswith(env["DATA_DIR"] + "/")  # a writable mirror
+    assert not any(":/app/models" in volume for volume in worker["volumes"])
     assert "/health/ready" in " ".join(worker["healthcheck"]["test"])
     assert any(v.endswith(":" + env["DATA_DIR"]) for v in worker["volumes"])
     assert any(f":{env['WEB_PORT']}" in port for port in worker["ports"])
+
+
+def test_the_shipped_models_are_published_to_the_bucket_once(services: dict[str, Any]) -> None:
+    init = services["models-init"]
+    assert init["command"] == ["streamapp", "models", "upload", "--models-dir", "/app/models"]
+    assert init["restart"] == "no" and init["environment"]["MODELS_URL"].startswith("s3://")
+    assert depends(init) == {"minio-init": "service_completed_successfully"}
 
 
 def test_workers_share_a_group_but_not_state_or_host_ports(services: dict[str, Any]) -> None:

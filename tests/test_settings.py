@@ -62,3 +62,10 @@ def test_invalid_values_are_refused() -> None:
         Settings(buffer_size=0)
     with pytest.raises(ValueError):
         Settings(window_kind="sliding")
+
+
+def test_models_url_must_name_an_s3_bucket() -> None:
+    assert Settings(models_url="s3://fleet-models/prod").models_url == "s3://fleet-models/prod"
+    for wrong in ("http://fleet-models/prod", "s3:///prod", "fleet-models"):
+        with pytest.raises(ValueError, match="MODELS_URL"):
+            Settings(models_url=wrong)

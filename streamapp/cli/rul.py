@@ -18,7 +18,9 @@ from typing import Any
 
 import click
 import torch
+from botocore.exceptions import BotoCoreError, ClientError
 
+from streamapp.cli.options import run_async
 from streamapp.rul.serving.ensemble import Ensemble
 from streamapp.rul.training.artifacts import (
     ArtifactError,
@@ -44,6 +46,7 @@ from streamapp.rul.training.evaluate import bench_inference as run_bench
 from streamapp.rul.training.evaluate import evaluate as run_evaluate
 from streamapp.rul.training.evaluate import format_table, write_report
 from streamapp.rul.training.networks import MODEL_KINDS
+from streamapp.rul.training.remote import ModelBucket, model_bucket
 from streamapp.rul.training.train import TrainConfig, member_view, train_ensemble
 from streamapp.settings import get_settings
 
@@ -220,6 +223,13 @@ def train(
     path = save_ensemble(ens, folder)
     if make_active:
         activate(folder, ens.version)
+    bucket = model_bucket(get_settings())
+    if bucket is not None:
+        with storage_errors(bucket):
+            run_async(bucket.upload(_models_dir(out), asset_class, ens.version))
+            if make_active:
+                run_async(bucket.set_active(asset_class, ens.version))
+        click.echo(f"uploaded {asset_class}/{ens.version} to {bucket.url}", err=True)
     m = ens.metrics
     click.echo(
         f"saved {path} ({'active' if make_active else 'not activated'}) in "
@@ -269,24 +279,34 @@ def models() -> None:
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
 @asset_class_option(None, "Only this class (default: every class with models).")
 def list_cmd(models_dir: Path | None, asset_class: str | None) -> None:
-    """Versions per asset class; * marks each class's active one."""
+    """Versions per asset class; * marks each class's active one (with MODELS_URL, the
+    bucket's, metrics from the local mirror where it holds the version)."""
     root = _models_dir(models_dir)
-    classes = [asset_class] if asset_class is not None else model_classes(root)
+    bucket = model_bucket(get_settings())
+    if bucket is not None:
+        with storage_errors(bucket):
+            layout = run_async(bucket.layout())
+            actives = {name: run_async(bucket.active(name)) for name in layout}
+        where = bucket.url
+    else:
+        layout = {name: list_versions(root / name) for name in model_classes(root)}
+        actives = {name: active_version(root / name) for name in layout}
+        where = str(root)
+    classes = [asset_class] if asset_class is not None else list(layout)
     if not classes:
-        click.echo(f"no model versions in {root}")
+        click.echo(f"no model versions in {where}")
     for name in classes:
         folder = _class_folder(root, name)
-        active = active_version(folder)
-        versions = list_versions(folder)
-        click.echo(f"{name}:" if versions else f"{name}: no model versions in {folder}")
+        versions = layout.get(name, [])
+        click.echo(f"{name}:" if versions else f"{name}: no model versions in {where}")
         for version in versions:
             metrics = read_metrics(folder, version) or {}
             try:
                 val = metrics["validation_rmse"]["ensemble"]
                 info = f"validation RMSE {val:.2f}, members {','.join(metrics['members'])}"
             except (KeyError, TypeError):
-                info = "unreadable metrics"
-            click.echo(f"{'*' if version == active else ' '} {version}  {info}")
+                info = "metrics not in the local folder" if bucket else "unreadable metrics"
+            click.echo(f"{'*' if version == actives.get(name) else ' '} {version}  {info}")
 
 
 @models.command("activate")
@@ -294,14 +314,46 @@ def list_cmd(models_dir: Path | None, asset_class: str | None) -> None:
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
 @asset_class_option(None, "The class of VERSION (default: the one class that holds it).")
 def activate_cmd(version: str, models_dir: Path | None, asset_class: str | None) -> None:
-    """Verify VERSION's checksums and make it its class's active model."""
+    """Verify VERSION's checksums and make it its class's active model (with MODELS_URL:
+    in the bucket, which every worker follows)."""
     root = _models_dir(models_dir)
+    bucket = model_bucket(get_settings())
     try:
-        name = asset_class if asset_class is not None else class_of_version(root, version)
-        activate(_class_folder(root, name), version)
+        if bucket is not None:
+            with storage_errors(bucket):
+                name = asset_class or run_async(bucket.class_of_version(version))
+                _class_folder(root, name)  # a class name, checked before any S3 key
+                run_async(bucket.activate(root, name, version))
+        else:
+            name = asset_class if asset_class is not None else class_of_version(root, version)
+            activate(_class_folder(root, name), version)
     except ArtifactError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"active model of {name}: {version}")
+
+
+@models.command("upload")
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None)
+def upload_cmd(models_dir: Path | None) -> None:
+    """Copy every local version the MODELS_URL bucket lacks, and each class's ACTIVE where
+    the bucket has none yet (e.g. the shipped models, once, for docker-compose)."""
+    bucket = model_bucket(get_settings())
+    if bucket is None:
+        raise click.ClickException("MODELS_URL is not set: nothing to upload to")
+    with storage_errors(bucket):
+        uploaded = run_async(bucket.publish(_models_dir(models_dir)))
+    for name, version in uploaded:
+        click.echo(f"uploaded {name}/{version} to {bucket.url}")
+    click.echo(f"{len(uploaded)} version(s) uploaded; the bucket had the others")
+
+
+@contextlib.contextmanager
+def storage_errors(bucket: ModelBucket) -> Iterator[None]:
+    """S3 failing is a one-line error naming the bucket, not a traceback."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise click.ClickException(f"{bucket.url}: {exc}") from None
 
 
 @click.command("inference")

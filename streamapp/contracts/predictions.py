@@ -53,6 +53,7 @@ def prediction_record(
     `asset_class` names the class whose model answered."""
     message: dict[str, Any] = {
         "asset_id": record.asset_id,
+        **({"asset_class": asset_class} if asset_class is not None else {}),
         "sensor_id": record.sensor_id,
         "timestamp": record.raw.get("timestamp") or format_ts(record.timestamp_ms),
         **row,
@@ -67,8 +68,6 @@ def prediction_record(
             "window_end": _window_end_text(record),
         },
     }
-    if asset_class is not None:
-        message["asset_class"] = asset_class
     source_metadata = record.raw.get("metadata")
     if isinstance(source_metadata, dict) and "cycle" in source_metadata:
         message["metadata"]["cycle"] = source_metadata["cycle"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 
 import faust
+from botocore.exceptions import BotoCoreError, ClientError
 from faust.web import Request, Response
 
 from streamapp.contracts.codec import Invalid
@@ -58,6 +59,8 @@ REFUSALS: dict[type[Exception], str] = {
     ModelsNotWritable: "not_writable",
     DataUnavailable: "invalid_dataset",
     StorageUnavailable: "storage_unavailable",
+    ClientError: "storage_unavailable",
+    BotoCoreError: "storage_unavailable",
 }
 
 
@@ -98,14 +101,24 @@ def register(
             named = request.query.get("asset_class")
             if named is not None and named not in live.by_class:
                 raise unknown_class(named, live)
-            doing = f"activate {version} (write its class's ACTIVE in {settings.models_dir})"
+            bucket = live.bucket
+            where = bucket.url if bucket else str(settings.models_dir)
+            doing = f"activate {version} (write its class's ACTIVE in {where})"
             with refusing(REFUSALS, doing, request.path):
-                asset_class = named or await asyncio.to_thread(
-                    class_of_version, settings.models_dir, version
-                )
+                if named is not None:
+                    asset_class = named
+                elif bucket is not None:
+                    asset_class = await bucket.class_of_version(version)
+                else:
+                    asset_class = await asyncio.to_thread(
+                        class_of_version, settings.models_dir, version
+                    )
                 if asset_class not in live.by_class:
                     raise UnknownVersion(f"{version} is of class {asset_class}, not served here")
-                await asyncio.to_thread(activate, live[asset_class].folder, version)
+                if bucket is not None:
+                    await bucket.activate(settings.models_dir, asset_class, version)
+                else:
+                    await asyncio.to_thread(activate, live[asset_class].folder, version)
             model = live[asset_class]
             await model.refresh()
             serving = model.ensemble.version if model.ensemble else None

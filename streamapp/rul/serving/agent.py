@@ -46,6 +46,7 @@ from streamapp.rul.serving.sequences import (
     missing_features,
     sequence_key,
 )
+from streamapp.rul.training.remote import model_bucket
 from streamapp.runtime import drain, signals, tables
 from streamapp.runtime.batching import Finish, run_batches
 from streamapp.runtime.checkpoint import Checkpoint
@@ -263,7 +264,8 @@ def register(app: faust.App, settings: Settings) -> LiveModels:
     )
     # Faust still picks its json codec for a bytes schema; the value is our own JSON bytes.
     cast(Any, sequences).key_serializer = cast(Any, sequences).value_serializer = "raw"
-    live = LiveModels(settings.models_dir, AssetClasses.load(settings.asset_classes))
+    classes = AssetClasses.load(settings.asset_classes)
+    live = LiveModels(settings.models_dir, classes, model_bucket(settings))
     agent = RulAgent(settings, live, sequences, dlq, pool)
     signals.on_partitions_revoked(app, agent.on_rebalance)
     signals.on_partitions_assigned(app, agent.on_rebalance)

@@ -16,6 +16,8 @@ import logging
 import time
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from streamapp.assets.classes import AssetClasses
 from streamapp.contracts.features import FeatureRecord
 from streamapp.rul.serving.ensemble import Ensemble
@@ -26,6 +28,7 @@ from streamapp.rul.training.artifacts import (
     class_folder,
     load_ensemble,
 )
+from streamapp.rul.training.remote import ModelBucket
 
 log = logging.getLogger(__name__)
 NO_MODEL_WARNING_INTERVAL_S = 60.0
@@ -101,9 +104,12 @@ class LiveModels:
     """The live model of every asset class the worker knows (`ASSET_CLASSES`), and the
     classes' rules, which decide the class of a record that does not name one."""
 
-    def __init__(self, models_dir: Path, classes: AssetClasses) -> None:
+    def __init__(
+        self, models_dir: Path, classes: AssetClasses, bucket: ModelBucket | None = None
+    ) -> None:
         self.models_dir = models_dir
         self.classes = classes
+        self.bucket = bucket
         self.by_class = {
             name: LiveModel(class_folder(models_dir, name), name) for name in classes.classes
         }
@@ -129,6 +135,13 @@ class LiveModels:
         return {name: model.ensemble for name, model in self.by_class.items()}
 
     async def refresh(self) -> None:
-        """Every class's model, independently: one refused artifact stops no other."""
+        """Every class's model, independently: one refused artifact stops no other. With
+        a bucket, the local mirror follows it first; while S3 fails, what the mirror
+        holds keeps serving."""
+        if self.bucket is not None:
+            try:
+                await self.bucket.sync(self.models_dir, self.by_class)
+            except (ClientError, BotoCoreError, OSError, ArtifactError) as exc:
+                log.warning("event=model_sync_failed url=%s reason=%s", self.bucket.url, exc)
         for model in self.by_class.values():
             await model.refresh()

@@ -12,6 +12,7 @@ follows within one sync.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from streamapp import s3
 from streamapp.rul.training.artifacts import (
     ACTIVE,
     MANIFEST,
+    AmbiguousVersion,
     UnknownVersion,
     active_version,
     check_version_name,
@@ -38,6 +40,11 @@ from streamapp.settings import Settings
 
 log = logging.getLogger(__name__)
 SCHEME = "s3://"
+
+
+def model_bucket(settings: Settings) -> ModelBucket | None:
+    """The bucket MODELS_URL names, None when models live in MODELS_DIR alone."""
+    return ModelBucket.from_url(settings.models_url, settings) if settings.models_url else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,18 @@ class ModelBucket:
                         found.setdefault(parts[0], set())
         return {name: sorted(versions) for name, versions in sorted(found.items())}
 
+    async def class_of_version(self, version: str) -> str:
+        """The one class of the bucket holding `version` (as `artifacts.class_of_version`)."""
+        check_version_name(version)
+        holding = [name for name, versions in (await self.layout()).items() if version in versions]
+        if not holding:
+            raise UnknownVersion(f"no version {version} in any class of {self.url}")
+        if len(holding) > 1:
+            raise AmbiguousVersion(
+                f"version {version} is in several classes ({', '.join(holding)}): name the class"
+            )
+        return holding[0]
+
     async def upload(self, models_dir: Path, asset_class: str, version: str) -> bool:
         """Copy one local version to the bucket (manifest last, so a listing never sees a
         half-uploaded version); False when the bucket already has it."""
@@ -153,7 +172,8 @@ class ModelBucket:
     async def activate(self, models_dir: Path, asset_class: str, version: str) -> None:
         """Verify the version (downloaded into the mirror, every checksum checked), then
         point the bucket's ACTIVE at it; raises UnknownVersion or ArtifactError."""
-        load_ensemble(await self.download(models_dir, asset_class, version))
+        folder = await self.download(models_dir, asset_class, version)
+        await asyncio.to_thread(load_ensemble, folder)
         await self.set_active(asset_class, version)
         await self.sync(models_dir, [asset_class])
 
