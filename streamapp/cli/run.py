@@ -73,18 +73,23 @@ def total(samples: list[tuple[dict[str, str], float]], match: dict[str, str]) ->
     )
 
 
-def lowest_rul(base_url: str, count: int = URGENT_SHOWN) -> list[dict]:
-    """The assets with the lowest predicted RUL, from the worker's fleet API ([] if down)."""
+def fleet(base_url: str, count: int = URGENT_SHOWN) -> dict:
+    """The worker's fleet API: the assets with the lowest predicted RUL and the assets per
+    class ({} while the worker does not answer)."""
     try:
         with urllib.request.urlopen(f"{base_url}/api/v1/fleet?limit={count}", timeout=2) as r:
-            return list(json.loads(r.read()).get("assets", []))[:count]
+            found = json.loads(r.read())
     except (OSError, ValueError):
-        return []
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def prediction_text(asset: dict) -> str:
-    """`ENGINE-0003 RUL 42 [28-57]`: an asset's latest prediction and its interval."""
-    text = f"{asset['asset_id']} RUL {asset['rul']:.0f}"
+    """`ENGINE-0003 (turbofan) RUL 42 [28-57]`: an asset's latest prediction, its interval."""
+    text = f"{asset['asset_id']}"
+    if asset.get("asset_class"):
+        text += f" ({asset['asset_class']})"
+    text += f" RUL {asset['rul']:.0f}"
     if asset.get("lower") is not None and asset.get("upper") is not None:
         text += f" [{asset['lower']:.0f}-{asset['upper']:.0f}]"
     return text
@@ -93,7 +98,7 @@ def prediction_text(asset: dict) -> str:
 def summary_line(
     families: dict[str, list[tuple[dict[str, str], float]]],
     elapsed: float,
-    urgent: list[dict] | None = None,
+    fleet_now: dict | None = None,
 ) -> str:
     if not families:
         return f"[{elapsed:5.0f}s] worker starting..."
@@ -103,6 +108,10 @@ def summary_line(
             parts.append(f"{label}={total(families[name], match):,.0f}")
     if LAG_METRIC in families:
         parts.append(f"lag={total(families[LAG_METRIC], {}):,.0f}")
+    classes = (fleet_now or {}).get("classes") or {}
+    if classes:
+        parts.append("| " + " ".join(f"{name}={count}" for name, count in classes.items()))
+    urgent = ((fleet_now or {}).get("assets") or [])[:URGENT_SHOWN]
     if urgent:
         parts.append("| lowest RUL: " + ", ".join(prediction_text(a) for a in urgent))
     return "  ".join(parts)
@@ -235,15 +244,11 @@ def run(
         while not duration or time.monotonic() - began < duration:
             if started.processes[0].poll() is not None:
                 raise click.ClickException(f"the worker exited; see {logs / 'worker.log'}")
-            line = summary_line(
-                scrape(f"{base}/metrics"), time.monotonic() - began, lowest_rul(base)
-            )
+            line = summary_line(scrape(f"{base}/metrics"), time.monotonic() - began, fleet(base))
             click.echo(("\r\033[K" + line) if interactive else line, nl=not interactive)
             time.sleep(1.0)
         click.echo("")
-        click.echo(
-            summary_line(scrape(f"{base}/metrics"), time.monotonic() - began, lowest_rul(base))
-        )
+        click.echo(summary_line(scrape(f"{base}/metrics"), time.monotonic() - began, fleet(base)))
     except KeyboardInterrupt:
         click.echo("\nstopping...")
     finally:

@@ -137,6 +137,7 @@ class FleetView:
             assets.append(
                 {
                     "asset_id": asset_id,
+                    "asset_class": _text(latest.get("asset_class")),
                     "rul": latest["rul_prediction"],
                     "lower": _number(latest.get("confidence_interval_lower")),
                     "upper": _number(latest.get("confidence_interval_upper")),
@@ -150,9 +151,14 @@ class FleetView:
                     ],
                 }
             )
+        classes: dict[str, int] = {}
+        for state in self._assets.values():
+            name = _text(state.latest.get("asset_class")) or "unclassified"
+            classes[name] = classes.get(name, 0) + 1
         return {
             "assets": assets,
             "asset_count": len(self._assets),
+            "classes": dict(sorted(classes.items())),
             "under_threshold": self.under_threshold(threshold),
             "threshold": threshold,
             "predictions_seen": self.predictions_seen,

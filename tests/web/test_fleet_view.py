@@ -72,3 +72,25 @@ def test_the_snapshot_types_every_field_whatever_a_producer_wrote() -> None:
     assert (asset["lower"], asset["upper"], asset["confidence_level"]) == (None, None, None)
     assert asset["model_version"] is None and asset["model_scores"] == {"lstm": 1.0}
     assert asset["timestamp"] == "2026-01-01T00:00:00Z"
+
+
+def test_each_asset_shows_its_class_and_the_fleet_counts_them() -> None:
+    fleet = FleetView()
+    fleet.record_prediction(
+        {**prediction("E1", 50.0, "2026-01-01T00:00:01Z"), "asset_class": "turbofan"}
+    )
+    fleet.record_prediction(
+        {**prediction("P1", 20.0, "2026-01-01T00:00:01Z"), "asset_class": "rotating"}
+    )
+    fleet.record_prediction(
+        {**prediction("P2", 30.0, "2026-01-01T00:00:01Z"), "asset_class": "rotating"}
+    )
+    fleet.record_prediction(prediction("X1", 40.0, "2026-01-01T00:00:01Z"))  # an older producer
+    snapshot = fleet.snapshot()
+    assert [(a["asset_id"], a["asset_class"]) for a in snapshot["assets"]] == [
+        ("P1", "rotating"),
+        ("P2", "rotating"),
+        ("X1", None),
+        ("E1", "turbofan"),
+    ]
+    assert snapshot["classes"] == {"rotating": 2, "turbofan": 1, "unclassified": 1}

@@ -57,6 +57,7 @@ function row(asset, rank, threshold) {
   const cells = [
     String(rank),
     asset.asset_id,
+    asset.asset_class || "–",
     fmt(asset.rul, 1),
     asset.lower === null ? "–" : `[${fmt(asset.lower, 1)}, ${fmt(asset.upper, 1)}] @ ${fmt(100 * (asset.confidence_level || 0))}%`,
     null,
@@ -65,8 +66,8 @@ function row(asset, rank, threshold) {
   ];
   cells.forEach((text, i) => {
     const td = document.createElement("td");
-    if (i === 2) td.className = "rul";
-    if (i === 4) td.appendChild(chart(asset.history, threshold));
+    if (i === 3) td.className = "rul";
+    if (i === 5) td.appendChild(chart(asset.history, threshold));
     else td.textContent = text;
     tr.appendChild(td);
   });
@@ -78,6 +79,8 @@ function render(data, now) {
   const messagesIn = sum((counters.streamapp_ingest_messages || {}));
   const deadLetters = sum(counters.streamapp_dead_letters);
   document.getElementById("c-assets").textContent = fmt(data.asset_count);
+  document.getElementById("c-classes").textContent =
+    Object.entries(data.classes || {}).map(([name, count]) => `${name} ${fmt(count)}`).join(" · ") || "–";
   document.getElementById("c-under").textContent = fmt(data.under_threshold);
   document.getElementById("c-threshold").textContent = fmt(data.threshold);
   document.getElementById("c-pred-rate").textContent = fmt(data.predictions_per_minute);

@@ -1,0 +1,29 @@
+"""`streamapp run`'s live summary line (pure formatting, no stack)."""
+
+from __future__ import annotations
+
+from streamapp.cli.run import summary_line
+
+
+def test_the_summary_names_each_class_and_the_most_urgent_assets() -> None:
+    families = {"streamapp_rul_predictions": [({}, 42.0)]}
+    fleet = {
+        "classes": {"rotating": 2, "turbofan": 3},
+        "assets": [
+            {
+                "asset_id": "PUMP-0002",
+                "asset_class": "rotating",
+                "rul": 7.4,
+                "lower": 1,
+                "upper": 20,
+            },
+            {"asset_id": "ENGINE-0001", "asset_class": "turbofan", "rul": 30.2},
+        ],
+    }
+    line = summary_line(families, 12.0, fleet)
+    assert "predictions=42" in line
+    assert "| rotating=2 turbofan=3  |" in line
+    assert line.endswith(
+        "lowest RUL: PUMP-0002 (rotating) RUL 7 [1-20], ENGINE-0001 (turbofan) RUL 30"
+    )
+    assert summary_line({}, 1.0) == "[    1s] worker starting..."
