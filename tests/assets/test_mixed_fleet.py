@@ -18,6 +18,7 @@ from streamapp.rul.training.artifacts import active_version
 from streamapp.runtime.clients import produce_lines
 from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import ROOT, settings_from_env
+from tests.contracts.feature_records import BRIEF_SAMPLE
 from tests.support.ops import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -27,13 +28,6 @@ ASSETS = 6  # two of each kind
 MODELS = ROOT / "models"
 TURBOFAN_VERSION = active_version(MODELS / "turbofan")
 ROTATING_VERSION = active_version(MODELS / "rotating")
-BRIEF_SAMPLE = (
-    b'{"asset_id": "ASSET001", "sensor_id": "SENSOR001",\n'
-    b' "features": {"rms": 10.5, "kurtosis": 2.3, "crest_factor": 3.1},\n'
-    b' "timestamp": "2024-01-01T12:00:00Z",\n'
-    b' "window": {"start": "...", "end": "...", "count": 10},\n'
-    b' "metadata": {"source": "extraction-features-service"}}'
-)
 
 
 def kind_of(asset_id: str) -> str:

@@ -26,3 +26,13 @@ def parsed(end_s: int, value: float = 1.0) -> FeatureRecord:
     record = parse_feature_record(feature_bytes(end_s, value), LIMIT)
     assert isinstance(record, FeatureRecord)
     return record
+
+
+#: BRIEF's own `extracted-features` sample record, byte for byte (its window bounds elided).
+BRIEF_SAMPLE = (
+    b'{"asset_id": "ASSET001", "sensor_id": "SENSOR001",\n'
+    b' "features": {"rms": 10.5, "kurtosis": 2.3, "crest_factor": 3.1},\n'
+    b' "timestamp": "2024-01-01T12:00:00Z",\n'
+    b' "window": {"start": "...", "end": "...", "count": 10},\n'
+    b' "metadata": {"source": "extraction-features-service"}}'
+)

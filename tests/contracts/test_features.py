@@ -11,7 +11,7 @@ from streamapp.contracts.features import (
     encode_features,
     parse_feature_record,
 )
-from tests.contracts.feature_records import LIMIT, feature_bytes
+from tests.contracts.feature_records import BRIEF_SAMPLE, LIMIT, feature_bytes
 
 
 @pytest.mark.parametrize(
@@ -47,15 +47,6 @@ def test_an_encoded_window_parses_back() -> None:
     }
     assert record.raw["metadata"] == {"source": SOURCE, "window_kind": "cycle", "cycle": 7}
     assert value == encode_features("ENGINE-0001", features, 1000.0, 2000.0, 3, "cycle", 7)
-
-
-BRIEF_SAMPLE = (
-    b'{"asset_id": "ASSET001", "sensor_id": "SENSOR001",\n'
-    b' "features": {"rms": 10.5, "kurtosis": 2.3, "crest_factor": 3.1},\n'
-    b' "timestamp": "2024-01-01T12:00:00Z",\n'
-    b' "window": {"start": "...", "end": "...", "count": 10},\n'
-    b' "metadata": {"source": "extraction-features-service"}}'
-)
 
 
 def test_brief_s_sample_record_parses_as_it_is() -> None:

@@ -97,8 +97,13 @@ def class_of_version(models_dir: Path | str, version: str) -> str:
     AmbiguousVersion if several (version names are meant to be unique)."""
     check_version_name(version)
     holding = [c for c in model_classes(models_dir) if (Path(models_dir) / c / version).is_dir()]
+    return only_class(version, holding, str(models_dir))
+
+
+def only_class(version: str, holding: list[str], where: str) -> str:
+    """The one class of `holding` (those that hold `version` in `where`), or the error."""
     if not holding:
-        raise UnknownVersion(f"no version {version} in any class of {models_dir}")
+        raise UnknownVersion(f"no version {version} in any class of {where}")
     if len(holding) > 1:
         raise AmbiguousVersion(
             f"version {version} is in several classes ({', '.join(holding)}): name the class"

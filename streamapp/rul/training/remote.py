@@ -27,7 +27,6 @@ from streamapp import s3
 from streamapp.rul.training.artifacts import (
     ACTIVE,
     MANIFEST,
-    AmbiguousVersion,
     UnknownVersion,
     active_version,
     check_version_name,
@@ -35,6 +34,7 @@ from streamapp.rul.training.artifacts import (
     list_versions,
     load_ensemble,
     model_classes,
+    only_class,
 )
 from streamapp.settings import Settings
 
@@ -107,13 +107,7 @@ class ModelBucket:
         """The one class of the bucket holding `version` (as `artifacts.class_of_version`)."""
         check_version_name(version)
         holding = [name for name, versions in (await self.layout()).items() if version in versions]
-        if not holding:
-            raise UnknownVersion(f"no version {version} in any class of {self.url}")
-        if len(holding) > 1:
-            raise AmbiguousVersion(
-                f"version {version} is in several classes ({', '.join(holding)}): name the class"
-            )
-        return holding[0]
+        return only_class(version, holding, self.url)
 
     async def upload(self, models_dir: Path, asset_class: str, version: str) -> bool:
         """Copy one local version to the bucket (manifest last, so a listing never sees a
