@@ -25,7 +25,7 @@ UNIFORM = Path(__file__).with_name("uniform.yaml")
 #: The window shape of a class whose `windows` is `settings`: the WINDOW_* settings.
 FROM_SETTINGS = "settings"
 _KINDS = get_args(WindowKind)
-_RULE_KEYS = {"class", "asset_id", "topic", "names_any", "names_all"}
+_RULE_KEYS = {"class", "asset_id", "topic", "names_any", "names_all", "cycle"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +61,15 @@ class Rule:
     topic: str | None = None
     names_any: frozenset[str] = frozenset()
     names_all: frozenset[str] = frozenset()
+    cycle: bool | None = None  # True: only records that carry a cycle number
 
-    def matches(self, asset_id: str, topic: str | None, names: Iterable[str]) -> bool:
+    def matches(
+        self, asset_id: str, topic: str | None, names: Iterable[str], cycle: bool | None = None
+    ) -> bool:
+        """`cycle`: whether the record carries a cycle (None, unknown: not checked)."""
         if self.asset_id is not None and not self.asset_id.fullmatch(asset_id):
+            return False
+        if self.cycle is not None and cycle is not None and cycle != self.cycle:
             return False
         if self.topic is not None and topic != self.topic:
             return False
@@ -124,6 +130,7 @@ class AssetClasses:
         metadata: Mapping[str, Any] | None = None,
         topic: str | None = None,
         names: Iterable[str] = (),
+        cycle: bool | None = None,
     ) -> str:
         """The class of a record: `metadata.asset_class` if it names a class, else the
         first matching rule's, else the default. `topic` is the record's source topic,
@@ -133,7 +140,7 @@ class AssetClasses:
             return named
         names = tuple(names)
         for rule in self.rules:
-            if rule.matches(asset_id, topic, names):
+            if rule.matches(asset_id, topic, names, cycle):
                 return rule.asset_class
         return self.default
 
@@ -180,4 +187,5 @@ def _rule(spec: Mapping[str, Any], classes: Mapping[str, AssetClass]) -> Rule:
         spec.get("topic"),
         frozenset(spec.get("names_any") or ()),
         frozenset(spec.get("names_all") or ()),
+        None if spec.get("cycle") is None else bool(spec["cycle"]),
     )

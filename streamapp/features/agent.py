@@ -82,6 +82,7 @@ def extractor_from(settings: Settings, classes: AssetClasses | None = None) -> F
             metadata,
             source if isinstance(source, str) else topic,
             telemetry.signals,
+            telemetry.cycle is not None,
         )
 
     return FeatureExtractor(profiles, classes.default, classify)

@@ -69,3 +69,10 @@ def test_a_bad_classes_file_is_a_clear_error(tmp_path: Path, text: str, message:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
         AssetClasses.load(path)
     assert str(path) in str(err.value)
+
+
+def test_an_engine_without_a_cycle_is_left_to_the_default_class() -> None:
+    """Cycle windows would refuse every record of it; the default windows take them."""
+    assert CLASSES.classify("ENGINE-0001", None, "telemetry", ["s2"], cycle=True) == "turbofan"
+    assert CLASSES.classify("ENGINE-0001", None, "telemetry", ["s2"], cycle=False) == "generic"
+    assert CLASSES.classify("ENGINE-0001", None, None, ["s2_mean"]) == "turbofan"  # unknown
