@@ -8,8 +8,9 @@ from streamapp.settings import Settings
 
 
 def register_all(app: faust.App, settings: Settings) -> None:
-    """Attach the ingestion, archive, feature and RUL agents and the web views."""
+    """Attach the ingestion, archive, feature, battery and RUL agents and the web views."""
     from streamapp.archive import agent as archive_agent
+    from streamapp.battery import agent as battery_agent
     from streamapp.features import agent as features_agent
     from streamapp.ingest import agent as ingest_agent
     from streamapp.observability import faust_metrics
@@ -21,6 +22,7 @@ def register_all(app: faust.App, settings: Settings) -> None:
     ingest_agent.register(app, settings)
     archive_agent.register(app, settings)
     features_agent.register(app, settings)
+    battery_agent.register(app, settings)
     live_model = rul_agent.register(app, settings)
     base = ApiView.bound(settings, RateLimiter.from_settings(settings))
     views.register(app, settings, base)

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     topic_tesla: str = Field("tesla_V", description="Tesla fleet-telemetry topic (VIN keyed).")
     topic_features: str = Field("extracted-features", description="Extracted features topic.")
     topic_predictions: str = Field("rul-predictions", description="RUL predictions topic.")
+    topic_charge_sessions: str = Field(
+        "charge-sessions", description="Closed EV charge sessions (VIN keyed)."
+    )
+    topic_battery_health: str = Field(
+        "battery-health", description="Weekly battery State of Health per VIN (VIN keyed)."
+    )
     dlq_suffix: str = Field(".dlq", description="Suffix of each input topic's dead-letter topic.")
     topic_partitions: int = Field(8, ge=1, description="Partitions of topics the app creates.")
 
@@ -150,6 +156,14 @@ class Settings(BaseSettings):
         None,
         description="s3://bucket/prefix holding the model versions and ACTIVE pointers "
         "(unset: MODELS_DIR alone); workers follow its activations.",
+    )
+    battery_config: Path | None = Field(
+        None,
+        description="Battery rules and vehicle table (unset: the shipped "
+        "streamapp/battery/battery.yaml; a file overrides only the keys it names).",
+    )
+    battery_eol_soh: float = Field(
+        80.0, gt=0, lt=100, description="State of Health (%) at which a battery's life ends."
     )
     asset_classes: Path | None = Field(
         None,

@@ -1,9 +1,11 @@
 """Tesla fleet-telemetry records (protobuf `Payload` or its protojson form) -> `Telemetry`.
 
 Only numeric data is kept: numbers in any numeric value type or in `stringValue`,
-booleans as 0/1, and locations as `<Field>_latitude` / `<Field>_longitude`. Enum
-and text values are skipped; a value type the bindings do not know is refused, so a
-schema change shows up in the dead-letter queue instead of passing unseen.
+booleans as 0/1, locations as `<Field>_latitude` / `<Field>_longitude`, and the charge
+state (`DetailedChargeState`, `ChargeState`, enum or text) as 1 while charging, else 0
+(the battery tracker's charge sessions need it). Other enum and text values are
+skipped; a value type the bindings do not know is refused, so a schema change shows up
+in the dead-letter queue instead of passing unseen.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _KNOWN_TYPES = frozenset(
 )
 _FIELD_NAMES = {value.number: value.name for value in vehicle_data_pb2.Field.DESCRIPTOR.values}
 _SOURCE = "tesla_V"
+_CHARGE_STATES = {"detailedChargeStateValue", "chargingValue"}
+_CHARGE_STATE_FIELDS = {"DetailedChargeState", "ChargeState"}
 
 
 def _number(text: Any) -> float | None:
@@ -41,6 +45,16 @@ def _datum_signals(name: str, value: dict[str, Any]) -> dict[str, float] | Inval
     value_type, content = next(iter(value.items()))
     if value_type not in _KNOWN_TYPES:
         return Invalid(f"unknown value type {value_type[:64]!r} for field {name[:64]!r}")
+    if name in _CHARGE_STATE_FIELDS and (
+        value_type in _CHARGE_STATES or value_type == "stringValue"
+    ):
+        if not isinstance(content, str):
+            return Invalid(f"field {name!r} must name a charge state")
+        return {
+            name: 1.0
+            if content.removeprefix("DetailedChargeState").removeprefix("ChargeState") == "Charging"
+            else 0.0
+        }
     if value_type in _NUMERIC_TYPES or value_type == "stringValue":
         if isinstance(content, bool):
             return {}
@@ -105,7 +119,11 @@ def _protobuf_to_protojson(payload: vehicle_data_pb2.Payload) -> dict[str, Any] 
         if kind is None:
             continue
         content: Any = getattr(datum.value, kind)
-        if kind == "location_value":
+        enum = datum.value.DESCRIPTOR.fields_by_name[kind].enum_type
+        if enum is not None:  # protojson names enum values
+            number = enum.values_by_number.get(content)
+            content = number.name if number is not None else str(content)
+        elif kind == "location_value":
             content = {"latitude": content.latitude, "longitude": content.longitude}
         elif not isinstance(content, bool | int | float | str):
             continue

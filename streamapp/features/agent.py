@@ -302,7 +302,7 @@ class FeatureAgent:
             await checkpoint.send(self.output, emission.asset_id.encode(), emission.value)
         for message, reason in result.rejected:
             metrics.LATE_EVENTS.inc()
-            await checkpoint.dead_letter(self.dlq, _dead_letter(message, reason))
+            await checkpoint.dead_letter(self.dlq, origin_dead_letter(message, reason))
         await checkpoint.delivered()
         now_ms = time.time() * 1000.0
         for emission in result.emissions:
@@ -463,7 +463,7 @@ class FeatureTable:
             self.cache.pop(asset_id)
 
 
-def _dead_letter(message: Message, reason: str) -> DeadLetter:
+def origin_dead_letter(message: Message, reason: str) -> DeadLetter:
     """A rejected record's dead letter, under its original key and coordinates (counted
     when the checkpoint sends it)."""
     headers = dict(message.headers or ())

@@ -14,14 +14,15 @@ from streamapp.settings import Settings
 
 
 def record_key(line: bytes, explicit_key: str | None) -> bytes | None:
-    """The key of a JSON line: `--key`, else its `asset_id`, else none."""
+    """The key of a JSON line: `--key`, else its `asset_id` (a Tesla record's `vin`),
+    else none."""
     if explicit_key is not None:
         return explicit_key.encode()
     try:
         record = json.loads(line)
     except ValueError:
         return None
-    asset_id = record.get("asset_id") if isinstance(record, dict) else None
+    asset_id = (record.get("asset_id") or record.get("vin")) if isinstance(record, dict) else None
     return asset_id.encode() if isinstance(asset_id, str) and asset_id else None
 
 

@@ -91,6 +91,16 @@ class BatchedDrainConsumer(AIOKafkaConsumer):
     def routes(self) -> dict[str, tuple[BatchRoute, ...]]:
         return routes_of(self.app)
 
+    def ack(self, message: Message) -> bool:
+        """Faust's ack, except for a message a route dropped (`untrack`): forgotten, not
+        acked, so its offset is read again."""
+        if message in _DROPPED:
+            with ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        return bool(super().ack(message))
+
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset (counted for `_deliver`), and a
         partition that has none, or 0, to its first offset.
@@ -307,11 +317,25 @@ def ack_all(consumer: Any, messages: list[Message]) -> None:
                     message.on_final_ack(consumer)
 
 
+#: Messages a route dropped unapplied: their offsets must not be committed by this worker.
+_DROPPED: weakref.WeakSet[Message] = weakref.WeakSet()
+
+
 def untrack(consumer: Any, messages: list[Message]) -> None:
-    """Forget messages dropped unacked (they come again after the rebalance): Faust's
-    revocation waits until every message it tracks is acked or garbage, and a dropped
-    message still referenced anywhere (another agent's last batch) would block it."""
-    consumer._unacked_messages.difference_update(messages)
+    """Drop a route's reference to messages it will not apply (a stop or a rebalance:
+    they come again). A dropped message is never acked, so its offset is not committed
+    even when the other routes that read it ack it; it stays tracked until they are done
+    with it (a stop waits for the archive to write what it holds), then Faust forgets it.
+    """
+    with ack_lock:
+        for message in messages:
+            if message.acked:
+                continue
+            _DROPPED.add(message)
+            refcount = message.refcount = max(message.refcount - 1, 0)
+            if not refcount:
+                message.acked = True
+                consumer._unacked_messages.discard(message)
 
 
 class RoutedTopic(faust.Topic):

@@ -94,8 +94,9 @@ def load_specs(path: Path, settings: Settings | None = None) -> list[TopicSpec]:
 
 def worker_specs(settings: Settings) -> list[TopicSpec]:
     """The topics a worker reads or writes under the names of `settings`: its inputs, their
-    DLQs and the predictions. Inputs and DLQs take KAFKA_MAX_MESSAGE_BYTES (a dead letter
-    copies its input byte for byte); retention is left to the broker's default."""
+    DLQs, the predictions and the battery topics. Inputs and DLQs take
+    KAFKA_MAX_MESSAGE_BYTES (a dead letter copies its input byte for byte); retention is
+    left to the broker's default."""
     inputs = (settings.topic_telemetry, settings.topic_tesla, settings.topic_features)
     large = {"max.message.bytes": str(settings.kafka_max_message_bytes)}
     names = [*inputs, *(settings.dlq_topic(name) for name in inputs)]
@@ -103,11 +104,12 @@ def worker_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(name, settings.topic_partitions, settings.kafka_replication_factor, large)
         for name in names
     ]
-    specs.append(
-        TopicSpec(
-            settings.topic_predictions, settings.topic_partitions, settings.kafka_replication_factor
-        )
-    )
+    for name in (
+        settings.topic_predictions,
+        settings.topic_charge_sessions,
+        settings.topic_battery_health,
+    ):
+        specs.append(TopicSpec(name, settings.topic_partitions, settings.kafka_replication_factor))
     return specs
 
 

@@ -98,3 +98,32 @@ def test_bad_tesla_records_are_refused(value: bytes, reason: str) -> None:
 @given(st.binary(max_size=200))
 def test_random_bytes_never_raise(value: bytes) -> None:
     assert isinstance(decode_tesla(value, LIMIT), Telemetry | Invalid)
+
+
+@pytest.mark.parametrize(
+    ("datum", "charging"),
+    [
+        ({"detailedChargeStateValue": "DetailedChargeStateCharging"}, 1.0),
+        ({"detailedChargeStateValue": "DetailedChargeStateComplete"}, 0.0),
+        ({"stringValue": "Charging"}, 1.0),
+        ({"stringValue": "Disconnected"}, 0.0),
+    ],
+)
+def test_the_charge_state_becomes_one_while_charging(datum: dict, charging: float) -> None:
+    value = protojson(data=[{"key": "DetailedChargeState", "value": datum}])
+    result = decode_tesla(value, LIMIT)
+    assert isinstance(result, Telemetry)
+    assert result.signals == {"DetailedChargeState": charging}
+
+
+def test_a_protobuf_charge_state_enum_decodes_like_its_protojson() -> None:
+    from tesla_protocol.telemetry import vehicle_data_pb2
+
+    payload = vehicle_data_pb2.Payload(vin=VIN)
+    payload.created_at.seconds = 1_795_000_000
+    datum = payload.data.add()
+    datum.key = vehicle_data_pb2.ChargeState
+    datum.value.charging_value = vehicle_data_pb2.ChargeStateCharging
+    result = decode_tesla(payload.SerializeToString(), LIMIT)
+    assert isinstance(result, Telemetry)
+    assert result.signals == {"ChargeState": 1.0}

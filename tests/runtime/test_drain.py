@@ -302,4 +302,4 @@ def test_every_agent_of_the_worker_reads_a_batch_route(tmp_path: Path) -> None:
         channel = agent.channel
         assert isinstance(channel, drain.RoutedTopic), name
         assert set(channel.topics) <= set(routes), name
-    assert (len(routes["telemetry"]), len(routes["tesla_V"])) == (3, 2)
+    assert (len(routes["telemetry"]), len(routes["tesla_V"])) == (4, 2)
