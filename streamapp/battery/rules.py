@@ -20,7 +20,7 @@ PACKAGED = Path(__file__).with_name("battery.yaml")
 class SessionRules:
     """When a charge session opens and closes, and when it is usable (battery.yaml)."""
 
-    max_gap_s: float = 1800.0
+    max_gap_s: float = 21600.0
     reorder_s: float = 600.0
     max_session_h: float = 48.0
     min_soc_window: float = 20.0

@@ -22,6 +22,7 @@ def session(
     readings: int = 6,
     vin: str = VIN,
     pack_temp: float = 22.0,
+    spacing_ms: float = HOUR_MS,
 ) -> list[Telemetry]:
     """A home AC charge from `soc_from` to `soc_to` on a pack of `capacity_kwh`, then the
     stop record."""
@@ -30,7 +31,7 @@ def session(
         soc = soc_from + (soc_to - soc_from) * i / (readings - 1)
         out.append(
             record(
-                start_ms + i * HOUR_MS,
+                start_ms + i * spacing_ms,
                 vin,
                 soc=soc,
                 charging=1.0,
@@ -39,7 +40,7 @@ def session(
                 pack_temp=pack_temp,
             )
         )
-    out.append(record(start_ms + readings * HOUR_MS, vin, soc=soc_to, charging=0.0))
+    out.append(record(start_ms + readings * spacing_ms, vin, soc=soc_to, charging=0.0))
     return out
 
 
