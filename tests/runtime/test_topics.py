@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from streamapp.battery.agent import TABLE_NAME as BATTERY_TABLE
 from streamapp.features.agent import TABLE_NAME as FEATURE_TABLE
 from streamapp.features.agent import repartition_topic_name
 from streamapp.rul.serving.agent import TABLE_NAME as RUL_TABLE
@@ -35,6 +36,7 @@ def test_topics_yaml_declares_the_workers_internal_topics_for_the_group() -> Non
         repartition_topic_name(settings),
         f"fleet-a-{FEATURE_TABLE}-changelog",
         f"fleet-a-{RUL_TABLE}-changelog",
+        f"fleet-a-{BATTERY_TABLE}-changelog",
     }
     assert {name for name, spec in specs.items() if spec.internal} == internal
     assert {spec.replication_factor for spec in specs.values()} == {3}
@@ -43,6 +45,7 @@ def test_topics_yaml_declares_the_workers_internal_topics_for_the_group() -> Non
         "telemetry": "features",
         repartition_topic_name(settings): "features",
         f"fleet-a-{FEATURE_TABLE}-changelog": "features",
+        f"fleet-a-{BATTERY_TABLE}-changelog": "features",
         "extracted-features": "rul",
         f"fleet-a-{RUL_TABLE}-changelog": "rul",
     }
@@ -109,6 +112,8 @@ def test_worker_topics_are_created_when_missing_and_existing_ones_left_alone(
         topic_tesla=f"tesla-{unique}",
         topic_features=f"features-{unique}",
         topic_predictions=f"predictions-{unique}",
+        topic_charge_sessions=f"sessions-{unique}",
+        topic_battery_health=f"health-{unique}",
         topic_partitions=3,
     )
     asyncio.run(topics.apply(settings, [topics.TopicSpec(settings.topic_tesla, 2, 1)]))
