@@ -35,7 +35,7 @@ from streamapp.features.agent import (
 from streamapp.runtime import drain, signals, tables
 from streamapp.runtime.batching import run_batches
 from streamapp.runtime.checkpoint import Checkpoint
-from streamapp.runtime.produce import default_partition
+from streamapp.runtime.produce import HomePartitions
 from streamapp.runtime.raw import raw_topic
 from streamapp.runtime.tables import Table
 from streamapp.settings import Settings
@@ -70,7 +70,7 @@ class BatteryAgent:
         self.dlq = dlq
         self.telemetry_topic = settings.topic_telemetry
         self.repartition_name = repartition_topic_name(settings)
-        self.partitions = settings.topic_partitions
+        self.homes = HomePartitions(settings.topic_partitions)
         self.max_bytes = settings.max_payload_bytes
         self.cache: StateCache[VinState] = StateCache(_CACHED_VINS)
         self.latest_soh: dict[str, float] = {}
@@ -149,7 +149,7 @@ class BatteryAgent:
             source, offset = int(headers[ORIGIN_PARTITION]), int(headers[ORIGIN_OFFSET])
         else:
             key = telemetry.asset_id.encode()
-            if message.key != key or message.partition != default_partition(key, self.partitions):
+            if message.key != key or message.partition != self.homes.of(key):
                 return None  # misrouted: its repartitioned copy comes
             source, offset = DIRECT, message.offset
         origin = telemetry.metadata.get("source_topic")

@@ -43,7 +43,7 @@ from streamapp.features.windows import (
 from streamapp.runtime import drain, signals, tables
 from streamapp.runtime.batching import run_batches
 from streamapp.runtime.checkpoint import Checkpoint
-from streamapp.runtime.produce import default_partition
+from streamapp.runtime.produce import HomePartitions
 from streamapp.runtime.raw import raw_topic
 from streamapp.runtime.tables import Table
 from streamapp.settings import Settings
@@ -52,7 +52,6 @@ from streamapp.state.cache import StateCache
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "feature-windows"
-_HOMES_CACHED = 100_000
 # Assets processed, published and written together: a batch of many distinct assets holds
 # only this many assets' emissions and changelog records in memory at a time (the bound
 # that keeps a worker under 1 GiB at 100,000 assets); silent assets expire in such chunks.
@@ -145,10 +144,9 @@ class FeatureAgent:
         self.repartition = repartition
         self.dlq = dlq
         self.repartition_name = repartition_topic_name(settings)
-        self.partitions = settings.topic_partitions
         self.max_bytes = settings.max_payload_bytes
         self.open_windows: dict[str, int] = {}
-        self.homes: dict[bytes, int] = {}
+        self.homes = HomePartitions(settings.topic_partitions)
 
     def forget(self) -> None:
         """Drop what was read from the table (a failed batch may have changed it)."""
@@ -329,12 +327,7 @@ class FeatureAgent:
             offset = int(headers[ORIGIN_OFFSET])
             return Record(asset_id, origin, offset, telemetry, kafka_ts_ms, message)
         asset_key = asset_id.encode()
-        homes = self.homes
-        home = homes.get(asset_key)
-        if home is None:
-            if len(homes) >= _HOMES_CACHED:
-                homes.clear()
-            home = homes[asset_key] = default_partition(asset_key, self.partitions)
+        home = self.homes.of(asset_key)
         if message.key == asset_key and message.partition == home:
             return Record(asset_id, DIRECT, message.offset, telemetry, kafka_ts_ms, message)
         return asset_key, home

@@ -81,3 +81,21 @@ def default_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives a key: where a keyed
     table's state for it lives."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class HomePartitions:
+    """Each key's `default_partition`, cached (murmur2 in pure Python is not cheap on a
+    per-message path); the cache is cleared whole when it holds `limit` keys."""
+
+    def __init__(self, partitions: int, limit: int = 100_000) -> None:
+        self.partitions = partitions
+        self.limit = limit
+        self.homes: dict[bytes, int] = {}
+
+    def of(self, key: bytes) -> int:
+        home = self.homes.get(key)
+        if home is None:
+            if len(self.homes) >= self.limit:
+                self.homes.clear()
+            home = self.homes[key] = default_partition(key, self.partitions)
+        return home

@@ -178,7 +178,6 @@ def _vehicle(fleet: EvFleet, index: int) -> tuple[list[Record], VinTruth, str]:
     car = _car(rng, index)
     records: list[Record] = []
     daily: list[float] = []
-    throughput_daily: list[float] = []
     for day in range(fleet.days):
         day_ms = fleet.start_ms + day * DAY_MS
         ambient = _ambient(car, rng, day, fleet.start_ms)
@@ -219,13 +218,12 @@ def _vehicle(fleet: EvFleet, index: int) -> tuple[list[Record], VinTruth, str]:
             records += session
             records.append((session[-1][0] + 300_000, _driving(car, ambient)))
         daily.append(car.capacity(day))
-        throughput_daily.append(car.throughput_kwh)
     reference = car.nominal if car.known else daily[min(14, len(daily) - 1)]
     truth = VinTruth(car.vin, reference)
     for day in range(3, fleet.days, 7):  # each week's Thursday
         week = fleet.start_ms + (day - 3) * DAY_MS
         truth.weeks[week] = 100.0 * daily[day] / reference
-    _true_end_of_life(car, truth, fleet, throughput_daily)
+    _true_end_of_life(car, truth, fleet)
     if fleet.faults:
         records = _with_faults(rng, records)
     return records, truth, car.vin
@@ -240,14 +238,12 @@ def _driving(car: _Car, ambient: float, charging: float = 0.0) -> dict[str, Any]
     }
 
 
-def _true_end_of_life(
-    car: _Car, truth: VinTruth, fleet: EvFleet, throughput_daily: list[float]
-) -> None:
+def _true_end_of_life(car: _Car, truth: VinTruth, fleet: EvFleet) -> None:
     """When the true SoH reaches 80, cycling on at the VIN's mean daily throughput."""
-    per_day = throughput_daily[-1] / len(throughput_daily)
+    per_day = car.throughput_kwh / fleet.days
     km_day = car.km_day * (5 + 0.7 * 2) / 7 * math.exp(0.35**2 / 2) * 0.92
     last = fleet.days - 1
-    base = throughput_daily[-1]
+    base = car.throughput_kwh
     for extra in range(0, 40 * 365):
         car.throughput_kwh = base + per_day * extra
         if 100.0 * car.capacity(last + extra) / truth.reference_kwh <= 80.0:
