@@ -21,8 +21,10 @@ acked like any other but indexed for no partition, so the conductor never delive
 Several routes may share a topic (`telemetry` feeds the ingest validator, the archive and
 the feature agent): each gets every message. Each routed message holds one reference per
 route until that route's reader acks it, so an offset is committed only once every reader
-is done with it. Only the topics no route reads go through the conductor, message by
-message as upstream: the tables' changelogs, which Faust's recovery and standbys read.
+is done with it; and each is tracked as the conductor tracks a message, so a stop or a
+revocation waits (Faust's `wait_empty`) until every route acked or dropped it. Only the
+topics no route reads go through the conductor, message by message as upstream: the
+tables' changelogs, which Faust's recovery and standbys read.
 A seek fences fetches: Faust's recovery resumes the flow before it seeks the stream
 partitions back to their committed offsets, so a fetch may come back after the seek with
 records from the old position. Delivered, the first of them would look like an offset
@@ -189,6 +191,7 @@ class BatchedDrainConsumer(AIOKafkaConsumer):
         routed: dict[Any, int] = {}  # messages routed, per partition (for the counters)
         reread: set[Any] = set()
         commit_every = self._commit_every
+        track = self._unacked_messages.add
         since_yield = 0
         for tp, message in self._fetched(records, active_partitions, generation_id, seeks):
             since_yield += 1
@@ -219,6 +222,7 @@ class BatchedDrainConsumer(AIOKafkaConsumer):
                 # before it reaches the next route. No other task or thread holds the
                 # message yet, so this skips `incref`'s lock (a lock per message).
                 message.refcount += len(fanout)
+                track(message)
                 routed[tp] = routed.get(tp, 0) + 1
                 for route in fanout:
                     batch = pending.get(route)

@@ -291,6 +291,30 @@ def test_routed_topics_reach_every_route_and_are_counted_once_per_fetch() -> Non
     assert {tp.topic for tp in app.monitor.stream_inbound_time} == {"t", "u"}
 
 
+def test_a_routed_message_is_waited_for_until_every_route_acked_or_dropped_it() -> None:
+    """A stop or a revocation waits for Faust's set of unacked messages: a routed message
+    is in it from its delivery until its last route is done, acked or dropped."""
+    app = stream_app("drain-track-test")
+    acking, dropping = drain.route(app, ["t"]), drain.route(app, ["t"])
+    consumer = app.consumer
+
+    async def fetch(timeout: float) -> tuple[Any, set[TP]]:
+        found = {TP("t", 0): [ConsumerRecord("t", 0, 0, 0, 0, b"k", b"v", None, 1, 1, [])]}
+        return found, set(found)
+
+    consumer._wait_next_records = fetch
+    consumer.highwater = lambda partition: 10
+    app.topics.acks_enabled_for = lambda topic: True
+    asyncio.run(consumer._deliver(race_each=False))
+    (message,) = acking.queue.get_nowait()
+    assert dropping.queue.get_nowait() == [message]
+    assert set(consumer._unacked_messages) == {message}
+    drain.ack_all(consumer, [message])
+    assert set(consumer._unacked_messages) == {message}
+    drain.untrack(consumer, [message])
+    assert not consumer._unacked_messages
+
+
 def test_every_agent_of_the_worker_reads_a_batch_route(tmp_path: Path) -> None:
     """No agent is fed by the conductor: each one's topics are routed, so the conductor
     only hands over the tables' changelogs (to Faust's recovery and standbys)."""
