@@ -117,25 +117,43 @@ class HealthState:
         )
 
 
-def add(state: HealthState, session: ChargeSession) -> None:
-    """Count a closed session in its week (unusable ones count as seen, not measured)."""
+def add(state: HealthState, session: ChargeSession, rules: HealthRules) -> None:
+    """Count a closed session in its week (unusable ones count as seen, not measured),
+    weighted by its inverse variance: the square of its SoC window, less for DC."""
     week = max(week_of(session.end_ms), state.published_ms + WEEK_MS)
     if state.first_ms is None:
         state.first_ms = session.end_ms
     capacity = session.capacity_kwh if session.usable else None
-    weight = (session.soc_window / 100.0) ** 2
+    weight = (session.soc_window / 100.0) ** 2 * (rules.dc_weight if session.kind == "dc" else 1.0)
     state.pending.setdefault(week, []).append([capacity, weight, session.odometer_km])
 
 
 def advance(vin: str, state: HealthState, newest_ms: float, rules: HealthRules) -> list[WeekHealth]:
     """Publish the weeks the VIN's event time has passed (learning the nominal first if
-    it has to), oldest first."""
+    it has to), oldest first. Until a VIN has its first estimate, its weeks from the
+    first with a usable session wait for `first_sessions` usable sessions (at most
+    `first_hold_weeks`) and are published together at the pooled value: a published
+    SoH is a ceiling for good, so one noisy session must not set it."""
     if state.nominal_kwh is None and not _learn_nominal(state, newest_ms, rules):
         return []
-    due = sorted(
-        week for week in state.pending if week + WEEK_MS + rules.week_grace_h * 3.6e6 <= newest_ms
-    )
-    return [_publish(vin, state, week, rules) for week in due]
+    grace_ms = rules.week_grace_h * 3.6e6
+    due = sorted(week for week in state.pending if week + WEEK_MS + grace_ms <= newest_ms)
+    if not due:
+        return []
+    if state.history:
+        return [_publish(vin, state, week, rules) for week in due]
+    published: list[WeekHealth] = []
+    while due and not any(capacity is not None for capacity, _, _ in state.pending[due[0]]):
+        # Nothing measured yet: nothing to wait for.
+        week = due.pop(0)
+        published.append(_publish_first(vin, state, [week], rules)[0])
+    if not due:
+        return published
+    usable = sum(capacity is not None for week in due for capacity, _, _ in state.pending[week])
+    held_ms = newest_ms - (due[0] + WEEK_MS + grace_ms)
+    if usable < rules.first_sessions and held_ms < rules.first_hold_weeks * WEEK_MS:
+        return published
+    return published + _publish_first(vin, state, due, rules)
 
 
 def _learn_nominal(state: HealthState, newest_ms: float, rules: HealthRules) -> bool:
@@ -172,43 +190,84 @@ def _weighted_median(values: list[tuple[float, float]]) -> float:
     return ordered[-1][0]
 
 
-def _publish(vin: str, state: HealthState, week: float, rules: HealthRules) -> WeekHealth:
+Measured = list[tuple[float, float]]  # (SoH of a session, its weight)
+
+
+def _measured(state: HealthState, week: float) -> tuple[Measured, float | None]:
+    """Take a pending week: its usable sessions' SoH and weights, and its odometer."""
     sessions = state.pending.pop(week)
     nominal = state.nominal_kwh
     assert nominal is not None
     odometers = [odo for _, _, odo in sessions if odo is not None]
     odometer = max(odometers) if odometers else _last_odometer(state)
-    kept = _kept(
-        [
-            (100.0 * capacity / nominal, weight)
-            for capacity, weight, _ in sessions
-            if capacity is not None and weight is not None
-        ],
-        state.soh,
-        rules,
-    )
+    values = [
+        (100.0 * capacity / nominal, weight)
+        for capacity, weight, _ in sessions
+        if capacity is not None and weight is not None
+    ]
+    return values, odometer
+
+
+def _estimate(state: HealthState, week: float, kept: Measured, odometer: float | None) -> None:
+    """Record a week's estimate (the weighted mean of its kept sessions) in the history."""
+    if kept:
+        weight = sum(w for _, w in kept)
+        state.history.append((week, sum(v * w for v, w in kept) / weight, weight, odometer))
+
+
+def _publish(vin: str, state: HealthState, week: float, rules: HealthRules) -> WeekHealth:
+    values, odometer = _measured(state, week)
+    recent = [(raw, weight) for _, raw, weight, _ in state.history[-rules.smoothing_weeks :]]
+    kept = _kept(values, _weighted_median(recent), rules)
+    _estimate(state, week, kept, odometer)
     state.published_ms = week
     if not kept:
-        return WeekHealth(
-            vin,
-            week,
-            state.soh,
-            None,
-            None,
-            None,
-            0,
-            None,
-            nominal,
-            state.nominal_source or "table",
-            odometer,
-            None,
-        )
-    weight = sum(w for _, w in kept)
-    raw = sum(v * w for v, w in kept) / weight
-    state.history.append((week, raw, weight, odometer))
+        return _record(vin, state, week, state.soh, [], None, odometer, rules)
     fitted, error = monotone_end(state.history, rules.smoothing_weeks)
-    soh = fitted if state.soh is None else min(state.soh, fitted)
-    state.soh = soh
+    bound = fitted + rules.ceiling_z * error
+    state.soh = bound if state.soh is None else min(state.soh, bound)
+    return _record(vin, state, week, state.soh, kept, error, odometer, rules)
+
+
+def _publish_first(
+    vin: str, state: HealthState, due: list[float], rules: HealthRules
+) -> list[WeekHealth]:
+    """The VIN's first weeks at once: outliers judged against all their sessions, and
+    each week at the pooled fit (the fade over a few weeks is far below the noise)."""
+    taken = [(week, *_measured(state, week)) for week in due]
+    pooled = [value for _, values, _ in taken for value in values]
+    reference = _weighted_median(pooled) if len(pooled) >= 3 else None
+    kept = {week: _kept(values, reference, rules) for week, values, _ in taken}
+    for week, _, odometer in taken:
+        _estimate(state, week, kept[week], odometer)
+    state.published_ms = due[-1]
+    if not state.history:
+        return [_record(vin, state, w, None, [], None, odo, rules) for w, _, odo in taken]
+    fitted, error = monotone_end(state.history, rules.smoothing_weeks)
+    soh = state.soh = fitted + rules.ceiling_z * error
+    return [_record(vin, state, w, soh, kept[w], error, odo, rules) for w, _, odo in taken]
+
+
+def _record(
+    vin: str,
+    state: HealthState,
+    week: float,
+    soh: float | None,
+    kept: Measured,
+    error: float | None,
+    odometer: float | None,
+    rules: HealthRules,
+) -> WeekHealth:
+    """The week's `battery-health` record (estimate, interval and end of life only for a
+    week with kept sessions)."""
+    nominal = state.nominal_kwh
+    assert nominal is not None
+    source = state.nominal_source or "table"
+    if not kept or soh is None or error is None:
+        return WeekHealth(
+            vin, week, soh, None, None, None, 0, None, nominal, source, odometer, None
+        )
+    raw = sum(v * w for v, w in kept) / sum(w for _, w in kept)
     half = rules.interval_z * math.hypot(error, rules.model_error)
     return WeekHealth(
         vin,
@@ -220,7 +279,7 @@ def _publish(vin: str, state: HealthState, week: float, rules: HealthRules) -> W
         len(kept),
         raw * nominal / 100.0,
         nominal,
-        state.nominal_source or "table",
+        source,
         odometer,
         end_of_life(state, rules),
     )
@@ -233,13 +292,12 @@ def _last_odometer(state: HealthState) -> float | None:
     return None
 
 
-def _kept(
-    values: list[tuple[float, float]], published: float | None, rules: HealthRules
-) -> list[tuple[float, float]]:
-    """The sessions left after the outlier rules: far from the VIN's published SoH, or
-    (three or more in the week) far from the week's median in robust deviations."""
-    if published is not None:
-        values = [(v, w) for v, w in values if abs(v - published) <= rules.outlier_points]
+def _kept(values: Measured, reference: float | None, rules: HealthRules) -> Measured:
+    """The sessions left after the outlier rules: further than `outlier_points` from the
+    reference (the VIN's recent weeks), or (three or more in the week) further than
+    `outlier_mad` robust deviations from the week's median."""
+    if reference is not None:
+        values = [(v, w) for v, w in values if abs(v - reference) <= rules.outlier_points]
     if len(values) >= 3:
         centre = sorted(v for v, _ in values)[len(values) // 2]
         mad = sorted(abs(v - centre) for v, _ in values)[len(values) // 2]

@@ -41,9 +41,13 @@ class HealthRules:
 
     nominal_weeks: int = 4
     week_grace_h: float = 24.0
+    first_sessions: int = 3
+    first_hold_weeks: int = 8
+    dc_weight: float = 0.3
     outlier_mad: float = 3.0
     outlier_points: float = 5.0
-    smoothing_weeks: int = 12
+    smoothing_weeks: int = 8
+    ceiling_z: float = 0.5
     interval_z: float = 1.645
     model_error: float = 0.6
     eol_min_weeks: int = 12

@@ -135,7 +135,7 @@ def apply(vin: str, state: VinState, reading: Reading, rules: BatteryRules) -> O
         _carry(state, reading)
         state.newest_ms = ts
     for session in outcome.sessions:
-        health.add(state.health, session)
+        health.add(state.health, session, rules.health)
     outcome.weeks = health.advance(vin, state.health, state.newest_ms, rules.health)
     return outcome
 

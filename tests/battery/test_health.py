@@ -45,7 +45,7 @@ def test_an_unknown_vin_learns_its_nominal_from_its_first_weeks() -> None:
     state = HealthState()
     start = week_of(1_767_571_200_000.0)
     for day in range(60):
-        add(state, session(start + day * DAY + 20 * 3_600_000, 80.0 - day * 0.01))
+        add(state, session(start + day * DAY + 20 * 3_600_000, 80.0 - day * 0.01), RULES)
         if day < 27:
             assert advance("V", state, start + (day + 1) * DAY, RULES) == []
     weeks = advance("V", state, start + 61 * DAY, RULES)
@@ -68,3 +68,20 @@ def test_end_of_life_is_projected_where_the_fade_crosses_the_threshold() -> None
     value, _ = fits[0].at(crossing)
     assert value == pytest.approx(80.0, abs=0.01)
     assert fade.crossing(fits[0], 10.0, 365.0) is None
+
+
+def test_one_low_first_session_cannot_set_the_ceiling() -> None:
+    """The first weeks wait for `first_sessions` usable sessions and judge them together:
+    a first session 6 points low is an outlier of the pooled ones, not the VIN's SoH."""
+    from streamapp.battery.health import add
+
+    state = HealthState(nominal_kwh=75.0, nominal_source="table")
+    start = week_of(1_767_571_200_000.0)
+    published = []
+    for day in range(0, 70, 3):
+        capacity = 67.5 if day == 0 else 72.0 + (0.3 if day % 2 else -0.3)
+        add(state, session(start + day * DAY + 20 * 3_600_000, capacity), RULES)
+        published += advance("V", state, start + (day + 1) * DAY, RULES)
+    assert published and all(w.soh is not None for w in published)
+    assert all(abs(w.soh - 96.0) <= 1.0 for w in published)
+    assert [w.soh for w in published] == sorted((w.soh for w in published), reverse=True)
