@@ -99,6 +99,8 @@ def stack_env(kafka_broker: str, s3_endpoint: str, **extra: str) -> dict[str, st
         "TOPIC_TESLA": f"tesla_V-{unique}",
         "TOPIC_FEATURES": f"extracted-features-{unique}",
         "TOPIC_PREDICTIONS": f"rul-predictions-{unique}",
+        "TOPIC_CHARGE_SESSIONS": f"charge-sessions-{unique}",
+        "TOPIC_BATTERY_HEALTH": f"battery-health-{unique}",
         **extra,
     }
 

@@ -311,7 +311,10 @@ def consume(
     type=click.IntRange(1, 3),
     help="Engine operating regimes (1 like FD001, 3 like FD002).",
 )
-@click.option("--topic", help="Target topic (default: the telemetry topic).")
+@click.option(
+    "--topic",
+    help="Target topic (default: the telemetry topic; the Tesla topic for --protocol tesla).",
+)
 @click.option("--start-ms", type=float, help="Event time of the first tick (default: now).")
 @click.option(
     "--tick-ms",
@@ -323,6 +326,22 @@ def consume(
     "--run-to-failure",
     is_flag=True,
     help="Each engine and pump runs one life to failure, then stops (training data).",
+)
+@click.option(
+    "--days",
+    default=730,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Days of event time each EV lives (its records then stop); EVs keep their own "
+    "event time, so days pass in minutes.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["generic", "tesla"]),
+    default="generic",
+    show_default=True,
+    help="EVs only (--kind ev): BRIEF's telemetry JSON on the telemetry topic, or Tesla "
+    "fleet-telemetry protojson on the Tesla topic.",
 )
 def simulate(
     assets: int,
@@ -336,24 +355,39 @@ def simulate(
     start_ms: float | None,
     tick_ms: float | None,
     run_to_failure: bool,
+    days: int,
+    protocol: str,
 ) -> None:
-    """Produce degradation telemetry for a simulated fleet of engines, pumps or EVs."""
+    """Produce degradation telemetry for a simulated fleet of engines, pumps or EVs.
+
+    EVs (`--kind ev`, and a third of a mixed fleet) drive, charge and age with a known
+    battery fade (streamapp/sim/ev.py)."""
     import time
 
+    from streamapp.sim import ev
     from streamapp.sim.fleet import Kind, Simulation, messages
     from streamapp.sim.pacing import send_paced
 
     settings = get_settings()
+    if protocol == "tesla" and kind != "ev":
+        raise click.UsageError("--protocol tesla needs --kind ev")
+    first_ms = start_ms if start_ms is not None else time.time() * 1000.0
     sim = Simulation(
         assets,
         cast(Kind, kind),
         seed,
         invalid_fraction,
-        start_ms if start_ms is not None else time.time() * 1000.0,
+        first_ms,
         interval_ms=tick_ms if tick_ms is not None else 1000.0 * assets / rate,
         regimes=regimes,
         run_to_failure=run_to_failure,
+        ev_days=days,
     )
+    pairs = messages(sim)
+    default_topic = settings.topic_telemetry
+    if protocol == "tesla":
+        pairs = ev.messages(ev.EvFleet(assets, days, seed, first_ms, "tesla"))
+        default_topic = settings.topic_tesla
 
     def progress(sent: int) -> None:
         if sys.stderr.isatty():
@@ -362,8 +396,8 @@ def simulate(
     sent = run_async(
         send_paced(
             settings,
-            topic or settings.topic_telemetry,
-            messages(sim),
+            topic or default_topic,
+            pairs,
             rate,
             duration or None,
             progress,

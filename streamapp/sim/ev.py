@@ -173,12 +173,11 @@ def _charge(
     return records
 
 
-def _vehicle(fleet: EvFleet, index: int) -> tuple[list[Record], VinTruth, str]:
-    rng = random.Random(f"{fleet.seed}:{index}")
-    car = _car(rng, index)
-    records: list[Record] = []
-    daily: list[float] = []
+def _days(fleet: EvFleet, car: _Car, rng: random.Random) -> Iterator[tuple[list[Record], float]]:
+    """The car's days, one at a time: each day's records (as emitted) and true capacity."""
+    faults = _Faults(random.Random(f"{fleet.seed}:{car.vin}:faults"))
     for day in range(fleet.days):
+        records: list[Record] = []
         day_ms = fleet.start_ms + day * DAY_MS
         ambient = _ambient(car, rng, day, fleet.start_ms)
         weekday = day % 7 < 5
@@ -217,16 +216,23 @@ def _vehicle(fleet: EvFleet, index: int) -> tuple[list[Record], VinTruth, str]:
             session = _charge(car, rng, day, arrive + 1.2e6, 80.0, True, ambient)
             records += session
             records.append((session[-1][0] + 300_000, _driving(car, ambient)))
-        daily.append(car.capacity(day))
+        yield (faults.apply(records) if fleet.faults else records), car.capacity(day)
+
+
+def _vehicle(fleet: EvFleet, index: int) -> tuple[_Car, Iterator[tuple[list[Record], float]]]:
+    rng = random.Random(f"{fleet.seed}:{index}")
+    car = _car(rng, index)
+    return car, _days(fleet, car, rng)
+
+
+def _truth(fleet: EvFleet, car: _Car, daily: list[float]) -> VinTruth:
     reference = car.nominal if car.known else daily[min(14, len(daily) - 1)]
     truth = VinTruth(car.vin, reference)
     for day in range(3, fleet.days, 7):  # each week's Thursday
         week = fleet.start_ms + (day - 3) * DAY_MS
         truth.weeks[week] = 100.0 * daily[day] / reference
     _true_end_of_life(car, truth, fleet)
-    if fleet.faults:
-        records = _with_faults(rng, records)
-    return records, truth, car.vin
+    return truth
 
 
 def _driving(car: _Car, ambient: float, charging: float = 0.0) -> dict[str, Any]:
@@ -253,42 +259,59 @@ def _true_end_of_life(car: _Car, truth: VinTruth, fleet: EvFleet) -> None:
     car.throughput_kwh = base
 
 
-def _with_faults(rng: random.Random, records: list[Record]) -> list[Record]:
-    """Data gaps (a stretch of records lost), duplicates, and records emitted late."""
-    kept: list[Record] = []
-    skip_until = -math.inf
-    for ts, signals in records:
-        if ts < skip_until:
-            continue
-        if rng.random() < 0.002:
-            skip_until = ts + rng.uniform(0.5, 3.0) * 3.6e6
-            continue
-        kept.append((ts, signals))
-        if rng.random() < 0.005:
+class _Faults:
+    """Data gaps (a stretch of records lost), duplicates, and records emitted late (up to
+    5 minutes), applied day by day; a gap may run on into the next day."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.skip_until = -math.inf
+
+    def apply(self, records: list[Record]) -> list[Record]:
+        rng = self.rng
+        kept: list[Record] = []
+        for ts, signals in records:
+            if ts < self.skip_until:
+                continue
+            if rng.random() < 0.002:
+                self.skip_until = ts + rng.uniform(0.5, 3.0) * 3.6e6
+                continue
             kept.append((ts, signals))
-    # Emission order: a few records are sent up to 5 minutes after their event time.
-    order = [
-        (ts + (rng.uniform(10, 300) * 1000.0 if rng.random() < 0.01 else 0.0), i)
-        for i, (ts, _) in enumerate(kept)
-    ]
-    order.sort()
-    return [kept[i] for _, i in order]
+            if rng.random() < 0.005:
+                kept.append((ts, signals))
+        order = [
+            (ts + (rng.uniform(10, 300) * 1000.0 if rng.random() < 0.01 else 0.0), i)
+            for i, (ts, _) in enumerate(kept)
+        ]
+        order.sort()
+        return [kept[i] for _, i in order]
 
 
 def simulate(fleet: EvFleet) -> tuple[dict[str, list[Telemetry]], dict[str, VinTruth]]:
-    """Each VIN's telemetry in emission order, and its truth."""
+    """Each VIN's telemetry in emission order, and its truth (all in memory: for scoring;
+    `messages` streams without holding the fleet)."""
     streams: dict[str, list[Telemetry]] = {}
     truths: dict[str, VinTruth] = {}
     for index in range(fleet.vehicles):
-        records, truth, vin = _vehicle(fleet, index)
-        streams[vin] = [
-            _telemetry(vin, float(round(ts)), signals, fleet.protocol) for ts, signals in records
-        ]
-        truths[vin] = truth
+        car, days = _vehicle(fleet, index)
+        daily: list[float] = []
+        stream = streams[car.vin] = []
+        for records, capacity in days:
+            daily.append(capacity)
+            stream += (_telemetry(car.vin, ts, signals, fleet.protocol) for ts, signals in records)
+        truths[car.vin] = _truth(fleet, car, daily)
     return streams, truths
 
 
+def _stream(fleet: EvFleet, index: int) -> Iterator[Telemetry]:
+    car, days = _vehicle(fleet, index)
+    for records, _ in days:
+        for ts, signals in records:
+            yield _telemetry(car.vin, ts, signals, fleet.protocol)
+
+
 def _telemetry(vin: str, ts: float, signals: dict[str, Any], protocol: Protocol) -> Telemetry:
+    ts = float(round(ts))  # whole milliseconds, as on the wire
     if protocol == "tesla":
         return Telemetry(vin, ts, _tesla_signals(signals), None, {"source": "tesla_V"})
     generic = {k: v for k, v in signals.items() if k != "dc"}
@@ -314,13 +337,13 @@ def _tesla_signals(signals: dict[str, Any]) -> dict[str, float]:
 def messages(fleet: EvFleet) -> Iterator[tuple[bytes, bytes]]:
     """The fleet's records as Kafka (key, value) pairs, all VINs merged by emission time:
     `telemetry` JSON, or Tesla protojson for `tesla_V`."""
-    streams, _ = simulate(fleet)
-    merged = heapq.merge(*(_emitted(stream) for stream in streams.values()))
+    streams = (_stream(fleet, index) for index in range(fleet.vehicles))
+    merged = heapq.merge(*(_emitted(stream) for stream in streams))
     for _, _, _, telemetry in merged:
         yield telemetry.asset_id.encode(), encode(telemetry, fleet.protocol)
 
 
-def _emitted(stream: list[Telemetry]) -> Iterator[tuple[float, str, int, Telemetry]]:
+def _emitted(stream: Iterator[Telemetry]) -> Iterator[tuple[float, str, int, Telemetry]]:
     """A VIN's records keyed by when they are sent: a late record goes with the newest
     record before it."""
     clock = -math.inf

@@ -3,9 +3,10 @@
 Engines follow C-MAPSS's shape: operating regimes, noisy sensors named like the
 C-MAPSS columns (`s2`, `s3`, ...) and an exponential wear term that grows until the
 engine fails, after which it is replaced by a new engine (asset id `<slot>-R<n>`) that
-starts at cycle 1, so no asset's history runs backwards. EVs report
-state of charge, pack voltage/current, temperatures and odometer, with driving and
-charging sessions. Rotating machines (pumps) report one vibration sample and a bearing
+starts at cycle 1, so no asset's history runs backwards. EVs come from
+`streamapp.sim.ev` (driving and charge sessions with a true battery fade), one record
+per EV and tick, each VIN's records in its own event time from `start_ms` (days pass
+in minutes). Rotating machines (pumps) report one vibration sample and a bearing
 temperature per tick; a bearing wears to failure along one of several failure modes
 (impulsive outer-race defect: kurtosis and crest factor rise first; imbalance: RMS grows;
 lubrication loss: broadband noise and heat), and a failed pump is replaced like an
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamapp.contracts.codec import format_ts
+from streamapp.sim import ev
 
 # Healthy FD001 levels and the direction each sensor moves as the engine wears.
 ENGINE_SENSORS: dict[str, tuple[float, float, float]] = {
@@ -58,16 +60,6 @@ class _Engine:
     def asset_id(self) -> str:
         """A replacement is a new asset: its cycles and features must not extend the old one's."""
         return f"{self.slot}-R{self.replacements}" if self.replacements else self.slot
-
-
-@dataclass(slots=True)
-class _Vehicle:
-    vin: str
-    soc: float
-    odometer: float
-    charging: bool = False
-    pack_temp: float = 25.0
-    remaining_in_session: int = 0
 
 
 #: Failure modes of a simulated bearing: (impulse rate at failure, RMS growth, heat).
@@ -111,6 +103,8 @@ class Simulation:
     run_to_failure: bool = False
     """Each engine and pump runs one life, to failure, then goes silent (training data:
     every asset's last record is its failure); the stream ends once all have failed."""
+    ev_days: int = 730
+    """Days of event time the EVs live; each goes silent after its last."""
     rng: random.Random = field(init=False, repr=False, compare=False)
     """Seeded from `seed`; `messages` draws the fleet and every value from it."""
 
@@ -143,40 +137,6 @@ def _engine_record(rng: random.Random, engine: _Engine, ts_ms: float, regimes: i
         "asset_id": engine.asset_id,
         "ts": format_ts(ts_ms),
         "cycle": engine.cycle,
-        "signals": signals,
-        "metadata": {"source": "simulator"},
-    }
-
-
-def _ev_record(rng: random.Random, car: _Vehicle, ts_ms: float) -> dict:
-    if car.remaining_in_session <= 0:
-        car.charging = car.soc < 30 or (not car.charging and rng.random() < 0.1)
-        car.remaining_in_session = rng.randint(30, 300)
-    car.remaining_in_session -= 1
-    if car.charging:
-        current = -rng.uniform(50, 150)
-        car.soc = min(100.0, car.soc + 0.05)
-        speed = 0.0
-    else:
-        speed = max(0.0, rng.gauss(55, 20))
-        current = speed * 1.6 + rng.gauss(0, 5)
-        car.soc = max(0.0, car.soc - speed * 0.0004)
-        car.odometer += speed / 3600.0
-    car.pack_temp += 0.02 * (abs(current) / 100.0) - 0.01 * (car.pack_temp - 25.0)
-    voltage = 340 + 60 * car.soc / 100.0 - current * 0.02 + rng.gauss(0, 0.3)
-    signals = {
-        "soc": round(car.soc, 3),
-        "pack_voltage": round(voltage, 3),
-        "pack_current": round(current, 3),
-        "pack_temp": round(car.pack_temp, 3),
-        "cabin_temp": round(21 + rng.gauss(0, 0.3), 3),
-        "speed": round(speed, 2),
-        "odometer": round(car.odometer, 3),
-        "charging": 1.0 if car.charging else 0.0,
-    }
-    return {
-        "asset_id": car.vin,
-        "ts": format_ts(ts_ms),
         "signals": signals,
         "metadata": {"source": "simulator"},
     }
@@ -249,13 +209,12 @@ def _fleet(sim: Simulation) -> list[tuple[str, Any]]:
         elif kind == "rotating":
             fleet.append((kind, _new_machine(rng, f"PUMP-{i + 1:04d}")))
         else:
-            vin = f"5YJ3E1EA{i + 1:09d}"
-            fleet.append((kind, _Vehicle(vin, rng.uniform(40, 95), rng.uniform(1e3, 8e4))))
+            fleet.append((kind, None))  # its records come from `streamapp.sim.ev`
     return fleet
 
 
 def _failed(kind: str, asset: Any) -> bool:
-    """An engine or pump at the end of its life (EVs never fail)."""
+    """An engine or pump at the end of its life (EVs go silent at the end of their days)."""
     if kind == "engine":
         return bool(asset.cycle >= asset.life)
     return kind == "rotating" and bool(asset.tick >= asset.life)
@@ -263,21 +222,32 @@ def _failed(kind: str, asset: Any) -> bool:
 
 def messages(sim: Simulation) -> Iterator[tuple[bytes, bytes]]:
     """A stream of (key, value) pairs, round-robin over the assets: endless, unless every
-    asset runs to failure (`run_to_failure`) and none is an EV."""
+    asset runs to failure (`run_to_failure`) and the EVs' days are over."""
     rng = sim.rng
     fleet = _fleet(sim)
+    vehicles = sum(kind == "ev" for kind, _ in fleet)
+    ev_records = ev.messages(ev.EvFleet(vehicles, sim.ev_days, sim.seed, sim.start_ms))
     tick = 0
     while fleet:
         ts_ms = sim.start_ms + tick * sim.interval_ms
         if sim.run_to_failure:
             fleet = [(kind, asset) for kind, asset in fleet if not _failed(kind, asset)]
         for kind, asset in fleet:
+            if kind == "ev":
+                pair = next(ev_records, None)
+                if pair is None:  # every EV's days are over
+                    fleet = [(k, a) for k, a in fleet if k != "ev"]
+                    break
+                key, value = pair
+                if sim.invalid_fraction and rng.random() < sim.invalid_fraction:
+                    yield key, _invalid(rng, json.loads(value))
+                else:
+                    yield key, value
+                continue
             if kind == "engine":
                 record = _engine_record(rng, asset, ts_ms, sim.regimes)
-            elif kind == "rotating":
-                record = _machine_record(rng, asset, ts_ms)
             else:
-                record = _ev_record(rng, asset, ts_ms)
+                record = _machine_record(rng, asset, ts_ms)
             key = record["asset_id"].encode()
             if sim.invalid_fraction and rng.random() < sim.invalid_fraction:
                 yield key, _invalid(rng, record)
