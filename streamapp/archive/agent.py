@@ -1,4 +1,5 @@
-"""The archive agent: raw `telemetry` and `tesla_V` messages -> S3 temp objects, exactly once.
+"""The archive agent: raw `telemetry` and `tesla_V` messages (and the battery agent's
+`charge-sessions` and `battery-health`) -> S3 temp objects, exactly once.
 
 Why it is exactly once (each step is tested in tests/archive):
 
@@ -276,15 +277,16 @@ def register(
     app: faust.App, settings: Settings, on_written: Callable[[Batch], None] | None = None
 ) -> Archiver:
     """Attach the archive agent, its rebalance hook and the periodic compaction."""
-    from streamapp.archive.compaction import compact_owned_topics
+    from streamapp.archive.compaction import archived_topics, compact_owned_topics
 
-    batch_route = drain.route(app, (settings.topic_telemetry, settings.topic_tesla))
+    batch_route = drain.route(app, archived_topics(settings))
     archiver = Archiver(app, settings, on_written)
 
     # Raw bytes (the route's default): the archive keeps messages as they came.
     @app.agent(drain.routed_topic(app, batch_route), name="archive")
     async def archive(stream: faust.StreamT) -> None:
-        """Every message of `telemetry` and `tesla_V`, valid or not, into the temp layer.
+        """Every message of `telemetry` and `tesla_V`, valid or not, and of the battery
+        topics, into the temp layer.
 
         The stream subscribes the topics; their messages arrive on the batch route.
         """

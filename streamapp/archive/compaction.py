@@ -47,7 +47,7 @@ from streamapp.archive.records import (
     temp_topic_prefix,
 )
 from streamapp.archive.store import ArchiveStore
-from streamapp.contracts.codec import Invalid
+from streamapp.contracts.codec import Invalid, parse_ts
 from streamapp.contracts.telemetry import Telemetry, validate_telemetry
 from streamapp.contracts.tesla import decode_tesla
 from streamapp.settings import Settings
@@ -59,12 +59,62 @@ META_COLUMNS = ("asset_id", "ts", "cycle", "topic", "partition", "offset", "kafk
 SIGNAL_PREFIX = "signal_"
 
 
-def decoder_for(topic: str, settings: Settings) -> Callable[[ArchivedRecord], Telemetry | Invalid]:
-    """The shared validator of a topic: Tesla records are normalised first."""
+Decoder = Callable[[ArchivedRecord], "Row | Invalid"]
+
+
+def decoder_for(topic: str, settings: Settings) -> tuple[Decoder, Identity]:
+    """How a topic's records become rows, and what makes two rows one: telemetry through
+    the shared validator (Tesla records normalised first), battery records by VIN."""
     max_bytes = settings.max_payload_bytes
+    if topic in (settings.topic_charge_sessions, settings.topic_battery_health):
+        return battery_row, by_record
     if topic == settings.topic_tesla:
-        return lambda record: decode_tesla(record.value, max_bytes)
-    return lambda record: validate_telemetry(record.value, record.key, max_bytes)
+        return lambda record: _row(record, decode_tesla(record.value, max_bytes)), by_offset
+    return lambda record: _row(
+        record, validate_telemetry(record.value, record.key, max_bytes)
+    ), by_offset
+
+
+def _row(record: ArchivedRecord, telemetry: Telemetry | Invalid) -> Row | Invalid:
+    return telemetry if isinstance(telemetry, Invalid) else to_row(record, telemetry)
+
+
+def battery_row(record: ArchivedRecord) -> Row | Invalid:
+    """A `charge-sessions` or `battery-health` record as a row of its VIN at its end (a
+    session) or week: numbers (booleans as 1/0) and text as columns, `end_of_life`
+    flattened to `end_of_life_*`."""
+    try:
+        data = json.loads(record.value or b"")
+    except ValueError:
+        return Invalid("not JSON")
+    vin = data.get("vin") if isinstance(data, dict) else None
+    when = data.get("end", data.get("week")) if isinstance(data, dict) else None
+    if not isinstance(vin, str) or not isinstance(when, str):
+        return Invalid("no vin or time")
+    ts_ms = parse_ts(when if "T" in when else f"{when}T00:00:00Z")
+    if isinstance(ts_ms, str):
+        return Invalid(ts_ms)
+    flat = {k: v for k, v in data.items() if k not in ("vin", "end_of_life")}
+    for name, value in (data.get("end_of_life") or {}).items():
+        flat[f"end_of_life_{name}"] = value
+    numbers: dict[str, float] = {}
+    text: dict[str, str] = {}
+    for name, value in flat.items():
+        if isinstance(value, bool | int | float):
+            numbers[name] = float(value)
+        elif isinstance(value, str):
+            text[name] = value
+    return Row(
+        vin,
+        ts_ms,
+        None,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.timestamp_ms,
+        numbers,
+        text,
+    )
 
 
 def signal_column(name: str) -> str:
@@ -86,10 +136,25 @@ class Row:
     offset: int
     kafka_timestamp_ms: int
     signals: dict[str, float]
+    text: dict[str, str] = field(default_factory=dict)  # string columns (battery records)
 
     @property
-    def identity(self) -> tuple[str, int, int]:
+    def identity(self) -> tuple[Any, ...]:
         return (self.topic, self.partition, self.offset)
+
+
+Identity = Callable[[Row], tuple[Any, ...]]
+
+
+def by_offset(row: Row) -> tuple[Any, ...]:
+    """A telemetry row is its message: one per (topic, partition, offset)."""
+    return row.identity
+
+
+def by_record(row: Row) -> tuple[Any, ...]:
+    """A battery record is its VIN and time: a re-emission (same bytes, a later offset)
+    is the same row."""
+    return (row.asset_id, row.ts_ms)
 
 
 def to_row(record: ArchivedRecord, telemetry: Telemetry) -> Row:
@@ -105,11 +170,12 @@ def to_row(record: ArchivedRecord, telemetry: Telemetry) -> Row:
     )
 
 
-def rows_to_table(rows: Iterable[Row]) -> pa.Table:
-    """Deduplicated on (topic, partition, offset), sorted by ts then offset."""
-    unique = {row.identity: row for row in rows}
+def rows_to_table(rows: Iterable[Row], identity: Identity = by_offset) -> pa.Table:
+    """Deduplicated on `identity`, sorted by ts then offset."""
+    unique = {identity(row): row for row in rows}
     ordered = sorted(unique.values(), key=lambda r: (r.ts_ms, r.topic, r.partition, r.offset))
     names = sorted({signal_column(name) for row in ordered for name in row.signals})
+    text_names = sorted({signal_column(name) for row in ordered for name in row.text})
     columns: dict[str, Any] = {
         "asset_id": pa.array([r.asset_id for r in ordered], pa.string()),
         "ts": pa.array([int(r.ts_ms) for r in ordered], pa.timestamp("ms", tz="UTC")),
@@ -124,21 +190,26 @@ def rows_to_table(rows: Iterable[Row]) -> pa.Table:
     renamed = [{signal_column(k): v for k, v in r.signals.items()} for r in ordered]
     for name in names:
         columns[name] = pa.array([s.get(name) for s in renamed], pa.float64())
+    texts = [{signal_column(k): v for k, v in r.text.items()} for r in ordered]
+    for name in text_names:
+        columns[name] = pa.array([t.get(name) for t in texts], pa.string())
     return pa.table(columns)
 
 
 def table_to_rows(table: pa.Table) -> list[Row]:
     """Rows of an existing Parquet file, for merging late records."""
     data = table.to_pydict()
-    signal_names = [name for name in table.column_names if name not in META_COLUMNS]
+    value_names = [name for name in table.column_names if name not in META_COLUMNS]
+    is_text = {name: pa.types.is_string(table.schema.field(name).type) for name in value_names}
     rows = []
     for i in range(table.num_rows):
-        signals = {}
-        for name in signal_names:
+        signals: dict[str, Any] = {}
+        text: dict[str, Any] = {}
+        for name in value_names:
             value = data[name][i]
             if value is not None:
                 original = name[len(SIGNAL_PREFIX) :] if name.startswith(SIGNAL_PREFIX) else name
-                signals[original] = value
+                (text if is_text[name] else signals)[original] = value
         rows.append(
             Row(
                 data["asset_id"][i],
@@ -149,6 +220,7 @@ def table_to_rows(table: pa.Table) -> list[Row]:
                 data["offset"][i],
                 int(data["kafka_timestamp"][i].timestamp() * 1000),
                 signals,
+                text,
             )
         )
     return rows
@@ -219,7 +291,7 @@ class Compactor:
         self.settings = settings
         self.topic = topic
         self.prefix = store.prefix
-        self.decode = decoder_for(topic, settings)
+        self.decode, self.identity = decoder_for(topic, settings)
 
     async def records(self, key: str) -> list[ArchivedRecord]:
         body = await self.store.get(key)
@@ -232,7 +304,7 @@ class Compactor:
             if isinstance(result, Invalid):
                 invalid += 1
             else:
-                rows.append(to_row(record, result))
+                rows.append(result)
         return rows, invalid
 
     async def run(self, now_ms: float, only_hour: int | None = None) -> CompactionReport:
@@ -320,7 +392,7 @@ class Compactor:
         existing = await self.store.get(name)
         if existing is not None:
             rows = table_to_rows(pq.read_table(io.BytesIO(existing))) + rows
-        table = await asyncio.to_thread(rows_to_table, rows)
+        table = await asyncio.to_thread(rows_to_table, rows, self.identity)
         body = await asyncio.to_thread(parquet_bytes, table)
         await self.store.put(name, body, "application/vnd.apache.parquet")
         report.rows_written += table.num_rows
@@ -365,12 +437,22 @@ async def compact(
     return reports
 
 
+def archived_topics(settings: Settings) -> tuple[str, ...]:
+    """The topics the archive keeps: raw telemetry, and the battery agent's records."""
+    return (
+        settings.topic_telemetry,
+        settings.topic_tesla,
+        settings.topic_charge_sessions,
+        settings.topic_battery_health,
+    )
+
+
 async def compact_owned_topics(app: faust.App, settings: Settings) -> None:
     """Compact the archived topics whose partition 0 this worker holds: one compactor each."""
     assigned = app.consumer.assignment()
     topics = [
         topic
-        for topic in (settings.topic_telemetry, settings.topic_tesla)
+        for topic in archived_topics(settings)
         if any(tp.topic == topic and tp.partition == 0 for tp in assigned)
     ]
     if topics:

@@ -18,10 +18,16 @@ def archive() -> None:
 
 
 @archive.command("compact")
-@click.option("--topic", "topics", multiple=True, help="Topic to compact (default: both).")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Topic to compact (default: every archived topic: telemetry, Tesla, battery).",
+)
 @click.option("--hour", help="Only this hour, as YYYY-MM-DDTHH (UTC).")
 def compact(topics: tuple[str, ...], hour: str | None) -> None:
     """Compact closed hours into zstd Parquet and apply temp retention; prints JSON."""
+    from streamapp.archive.compaction import archived_topics
     from streamapp.archive.compaction import compact as run_compaction
     from streamapp.archive.records import parse_hour_label
 
@@ -30,7 +36,7 @@ def compact(topics: tuple[str, ...], hour: str | None) -> None:
         only_hour = parse_hour_label(hour) if hour else None
     except ValueError as exc:
         raise click.BadParameter("expected YYYY-MM-DDTHH", param_hint="--hour") from exc
-    chosen = list(topics) or [settings.topic_telemetry, settings.topic_tesla]
+    chosen = list(topics) or list(archived_topics(settings))
     reports = run_async(run_compaction(settings, chosen, only_hour))
     echo_json([report.as_dict() for report in reports])
 

@@ -1,4 +1,5 @@
-"""The fleet view behind the live page: the latest RUL prediction and recent history per asset.
+"""The fleet view behind the live page: the latest RUL prediction and recent history per
+asset, and the latest battery health and SoH trend per EV.
 
 Each worker reads the whole predictions topic itself, with a group-less consumer
 (no commits, no rebalances, nobody disturbed). Its RUL agent only sees the assets
@@ -8,7 +9,9 @@ whole fleet, including predictions published by other workers or by any upstream
 service, and survives a worker restart by re-reading a bounded backlog.
 
 `FleetView.record_prediction` is idempotent on (asset, timestamp, model version),
-so feeding it from an agent as well as from the topic never double-counts.
+so feeding it from an agent as well as from the topic never double-counts. EVs come
+the same way from the `battery-health` topic (`FleetView.record_battery_health`, one
+record per VIN and ISO week; a week read again replaces itself).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,6 +50,17 @@ class AssetState:
     history: deque[tuple[float, float, float | None, float | None, str]]
 
 
+@dataclass(slots=True)
+class EvState:
+    """What the page shows of one EV: its newest week's record, that week and its SoH
+    (typed), and the SoH per week of the weeks that had one, oldest first."""
+
+    latest: dict[str, Any]
+    week: str
+    soh: float | None
+    trend: dict[str, float]
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -53,6 +69,29 @@ def _number(value: Any) -> float | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _iso_date(value: Any) -> str | None:
+    """An ISO date in its canonical form (so that dates order as text), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
+def _end_of_life(value: Any) -> dict[str, Any] | None:
+    """A battery-health record's projected end of life, typed field by field."""
+    if not isinstance(value, dict):
+        return None
+    return {
+        "threshold": _number(value.get("threshold")),
+        "date": _iso_date(value.get("date")),
+        "date_lower": _iso_date(value.get("date_lower")),
+        "date_upper": _iso_date(value.get("date_upper")),
+        "odometer_km": _number(value.get("odometer_km")),
+    }
 
 
 def _scores(value: Any) -> dict[str, float]:
@@ -64,21 +103,31 @@ def _scores(value: Any) -> dict[str, float]:
 
 
 class FleetView:
-    """Latest predictions of every asset, bounded in assets and in points per asset."""
+    """Latest predictions of every asset and health of every EV, bounded in assets (EVs)
+    and in points (weeks) per asset (EV)."""
 
     def __init__(self, history_points: int = 120, max_assets: int = 5000) -> None:
         self.history_points = history_points
         self.max_assets = max_assets
         self._assets: OrderedDict[str, AssetState] = OrderedDict()
+        self._evs: OrderedDict[str, EvState] = OrderedDict()
         self._arrivals: deque[float] = deque()
         self.predictions_seen = 0
         self.rejected = 0
+        self.battery_records_seen = 0
+        self.battery_rejected = 0
 
-    def record_prediction(self, prediction: dict[str, Any], now: float | None = None) -> bool:
-        """Add one `rul-predictions` record; False if malformed or already recorded."""
-        asset_id = prediction.get("asset_id") if isinstance(prediction, dict) else None
-        rul = _number(prediction.get("rul_prediction")) if isinstance(prediction, dict) else None
-        ts_ms = parse_ts(prediction.get("timestamp")) if isinstance(prediction, dict) else None
+    def record_prediction(
+        self, prediction: dict[str, Any] | None, now: float | None = None
+    ) -> bool:
+        """Add one `rul-predictions` record; False if malformed (None: not a JSON object)
+        or already recorded."""
+        if not isinstance(prediction, dict):
+            self.rejected += 1
+            return False
+        asset_id = prediction.get("asset_id")
+        rul = _number(prediction.get("rul_prediction"))
+        ts_ms = parse_ts(prediction.get("timestamp"))
         if not isinstance(asset_id, str) or not asset_id or rul is None:
             self.rejected += 1
             return False
@@ -109,6 +158,34 @@ class FleetView:
         self._arrivals.append(moment)
         return True
 
+    def record_battery_health(self, record: dict[str, Any] | None) -> bool:
+        """Add one `battery-health` record; False if malformed (None: not a JSON object; no
+        VIN or no ISO week). A week seen again replaces its SoH in the trend."""
+        vin = record.get("vin") if isinstance(record, dict) else None
+        week = _iso_date(record.get("week")) if isinstance(record, dict) else None
+        if record is None or not isinstance(vin, str) or not vin or week is None:
+            self.battery_rejected += 1
+            return False
+        soh = _number(record.get("soh"))
+        state = self._evs.get(vin)
+        if state is None:
+            state = EvState(record, week, soh, {})
+            self._evs[vin] = state
+            while len(self._evs) > self.max_assets:
+                self._evs.popitem(last=False)
+        elif week >= state.week:
+            state.latest, state.week, state.soh = record, week, soh
+        if soh is not None:
+            late = bool(state.trend) and week < next(reversed(state.trend))
+            state.trend[week] = soh
+            if late:
+                state.trend = dict(sorted(state.trend.items()))
+            while len(state.trend) > self.history_points:
+                del state.trend[next(iter(state.trend))]
+        self._evs.move_to_end(vin)
+        self.battery_records_seen += 1
+        return True
+
     def predictions_per_minute(self, now: float | None = None) -> int:
         """Predictions recorded in the last minute."""
         moment = time.monotonic() if now is None else now
@@ -122,8 +199,41 @@ class FleetView:
             1 for state in self._assets.values() if state.latest["rul_prediction"] < threshold
         )
 
-    def snapshot(self, limit: int = 200, threshold: float = 30.0) -> dict[str, Any]:
-        """The page's data: assets by ascending predicted RUL (most urgent first).
+    def evs_under_threshold(self, threshold: float) -> int:
+        """EVs whose latest SoH is at or under `threshold` (BATTERY_EOL_SOH)."""
+        return sum(
+            1 for state in self._evs.values() if state.soh is not None and state.soh <= threshold
+        )
+
+    def evs(self, limit: int) -> list[dict[str, Any]]:
+        """The EVs by ascending latest SoH (most worn first; those without one last)."""
+        ordered = sorted(
+            self._evs.items(),
+            key=lambda item: (item[1].soh is None, item[1].soh or 0.0, item[0]),
+        )
+        evs = []
+        for vin, state in ordered[:limit]:
+            latest = state.latest
+            evs.append(
+                {
+                    "vin": vin,
+                    "week": state.week,
+                    "soh": state.soh,
+                    "soh_lower": _number(latest.get("soh_lower")),
+                    "soh_upper": _number(latest.get("soh_upper")),
+                    "nominal_kwh": _number(latest.get("nominal_kwh")),
+                    "nominal_source": _text(latest.get("nominal_source")),
+                    "end_of_life": _end_of_life(latest.get("end_of_life")),
+                    "trend": [{"week": week, "soh": soh} for week, soh in state.trend.items()],
+                }
+            )
+        return evs
+
+    def snapshot(
+        self, limit: int = 200, threshold: float = 30.0, eol_soh: float = 80.0
+    ) -> dict[str, Any]:
+        """The page's data: assets by ascending predicted RUL (most urgent first), and EVs
+        by ascending SoH, `limit` of each.
 
         Records come from any producer of the topic, so every field but the checked
         `rul` is typed here: a value of another type shows as null (or no score).
@@ -163,11 +273,15 @@ class FleetView:
             "threshold": threshold,
             "predictions_seen": self.predictions_seen,
             "predictions_per_minute": self.predictions_per_minute(),
+            "evs": self.evs(limit),
+            "ev_count": len(self._evs),
+            "evs_under_threshold": self.evs_under_threshold(eol_soh),
+            "eol_soh": eol_soh,
         }
 
 
-def decode_prediction(value: bytes | None) -> dict[str, Any] | None:
-    """A predictions-topic value as a dict, or None when it is not a JSON object."""
+def decode_record(value: bytes | None) -> dict[str, Any] | None:
+    """A topic value as a dict, or None when it is not a JSON object."""
     if not value:
         return None
     try:
@@ -177,20 +291,22 @@ def decode_prediction(value: bytes | None) -> dict[str, Any] | None:
     return decoded if isinstance(decoded, dict) else None
 
 
-async def follow_predictions(
-    settings: Settings, fleet: FleetView, stop: asyncio.Event | None = None
+async def follow_topic(
+    settings: Settings,
+    topic: str,
+    record: Callable[[dict[str, Any] | None], object],
+    backlog: int | None = None,
+    after_batch: Callable[[], object] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Feed `fleet` from the predictions topic until cancelled, reconnecting on errors.
+    """Pass every record of `topic` to `record` (decoded; None when it is not a JSON
+    object) until cancelled, reconnecting on errors; `after_batch` runs after each
+    non-empty batch.
 
-    It also sets the assets-under-threshold gauge: from the whole topic, every worker
-    reports the same fleet-wide count (dashboards take the max over workers).
-
-    Starts `fleet_backlog_per_partition` records before each partition's end, the end
-    being the FETCH high watermark (ListOffsets is wrong on the embedded broker).
+    With a `backlog`, starts that many records before each partition's end, the end
+    being the FETCH high watermark (ListOffsets is wrong on the embedded broker);
+    without one, reads the whole topic.
     """
-    topic = settings.topic_predictions
-    backlog = settings.fleet_backlog_per_partition
-    threshold = settings.rul_alert_threshold_cycles
     while stop is None or not stop.is_set():
         consumer = AIOKafkaConsumer(
             group_id=None,
@@ -209,27 +325,56 @@ async def follow_predictions(
                 batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
                 for tp, messages in batches.items():
                     floor = 0
-                    if tp not in trimmed:
+                    if backlog is not None and tp not in trimmed:
                         highwater = consumer.highwater(tp)
                         floor = max(0, (highwater or 0) - backlog)
                         trimmed.add(tp)
                         if messages and messages[0].offset < floor:
                             consumer.seek(tp, floor)
                     for message in messages:
-                        if message.offset < floor:
-                            continue
-                        decoded = decode_prediction(message.value)
-                        if decoded is None:
-                            fleet.rejected += 1
-                        else:
-                            fleet.record_prediction(decoded)
-                if batches:
-                    ASSETS_UNDER_THRESHOLD.set(fleet.under_threshold(threshold))
+                        if message.offset >= floor:
+                            record(decode_record(message.value))
+                if batches and after_batch is not None:
+                    after_batch()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.warning("event=fleet_feed_error retry_in_s=5 error=%r", exc)
+            logger.warning("event=fleet_feed_error topic=%s retry_in_s=5 error=%r", topic, exc)
             await asyncio.sleep(5.0)
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+
+async def follow_predictions(
+    settings: Settings, fleet: FleetView, stop: asyncio.Event | None = None
+) -> None:
+    """Feed `fleet` from the last `fleet_backlog_per_partition` predictions of each
+    partition on, until cancelled.
+
+    It also sets the assets-under-threshold gauge: from the whole topic, every worker
+    reports the same fleet-wide count (dashboards take the max over workers).
+    """
+    threshold = settings.rul_alert_threshold_cycles
+    await follow_topic(
+        settings,
+        settings.topic_predictions,
+        fleet.record_prediction,
+        settings.fleet_backlog_per_partition,
+        lambda: ASSETS_UNDER_THRESHOLD.set(fleet.under_threshold(threshold)),
+        stop,
+    )
+
+
+async def follow_battery_health(
+    settings: Settings, fleet: FleetView, stop: asyncio.Event | None = None
+) -> None:
+    """Feed `fleet`'s EVs from the whole battery-health topic, until cancelled.
+
+    Whole, not a backlog: it holds one small record per VIN and week (a year's
+    retention), and an EV's trend needs its past weeks, which a tail per partition
+    would cut for some VINs and not for others.
+    """
+    await follow_topic(
+        settings, settings.topic_battery_health, fleet.record_battery_health, stop=stop
+    )

@@ -15,7 +15,7 @@ from streamapp.runtime.raw import raw_topic
 from streamapp.settings import Settings
 from streamapp.web.base import ApiError, ApiView
 from streamapp.web.errors import ERRORS
-from streamapp.web.fleet import FleetView, follow_predictions
+from streamapp.web.fleet import FleetView, follow_battery_health, follow_predictions
 from streamapp.web.ingest_http import Refusal, parse_batch, produce_records
 from streamapp.web.metrics import HTTP_INGEST_RECORDS, HTTP_INGEST_REQUESTS
 from streamapp.web.ratelimit import TELEMETRY
@@ -108,6 +108,11 @@ def register(app: faust.App, settings: Settings, base: type[ApiView]) -> None:
         """Keep this worker's fleet page fed from the whole predictions topic."""
         await follow_predictions(settings, fleet)
 
+    @app.task
+    async def feed_fleet_evs() -> None:
+        """Keep this worker's fleet page's EVs fed from the whole battery-health topic."""
+        await follow_battery_health(settings, fleet)
+
     @app.page(OPENAPI_PATH)
     class OpenApi(base):
         """This document: every endpoint, its parameters, bodies, answers and errors."""
@@ -157,14 +162,17 @@ def register(app: faust.App, settings: Settings, base: type[ApiView]) -> None:
 
     @app.page("/api/v1/fleet")
     class Fleet(base):
-        """Assets by ascending predicted RUL, with history, and this worker's counters."""
+        """Assets by ascending predicted RUL, with history, EVs by ascending SoH, with
+        their trend, and this worker's counters."""
 
         async def get(self, request: Request) -> Response:
             limit = fleet_limit(request.query.get("limit"))
             if limit is None:
                 low, high = FLEET_LIMITS
                 raise ApiError("invalid_request", f"limit must be an integer from {low} to {high}")
-            body = fleet.snapshot(limit, settings.rul_alert_threshold_cycles)
+            body = fleet.snapshot(
+                limit, settings.rul_alert_threshold_cycles, settings.battery_eol_soh
+            )
             body["counters"] = counter_totals()
             body["ready"] = readiness(app)[0]
             return self.json(body)

@@ -13,11 +13,8 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -25,7 +22,14 @@ from streamapp.archive.compaction import compact
 from streamapp.archive.verify import is_clean, verify
 from streamapp.runtime.config import aiokafka_kwargs
 from streamapp.settings import Settings
-from tests.support.ops import produce_raw, scrape, settings_of, wait_for
+from tests.support.ops import (
+    compressed_dataset,
+    produce_raw,
+    scrape,
+    settings_of,
+    temp_complete,
+    wait_for,
+)
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -79,13 +83,6 @@ def send(env: dict[str, str], topic: str, pairs: list[tuple[str, bytes]]) -> Non
         produce_raw(env, topic, values, key)
 
 
-def temp_complete(settings: Settings, topic: str, expected: int) -> dict[str, Any] | None:
-    """The audit once every offset is in temp (it reads every temp line: poll it slowly)."""
-    report = asyncio.run(verify(settings, topic))
-    done = report["kafka_messages"] == expected and report["missing"]["temp"]["count"] == 0
-    return report if done else None
-
-
 def archive_env(env: dict[str, str], **extra: str) -> dict[str, str]:
     return {
         **env,
@@ -137,20 +134,7 @@ def test_three_sigkills_lose_and_duplicate_nothing(isolated_env, start_worker) -
     assert report["compressed_rows"] == total - invalid
     assert report["pending_compaction"] == 0
 
-    endpoint = urlparse(settings.s3_endpoint or "")
-    filesystem = pafs.S3FileSystem(
-        access_key=settings.s3_key.get_secret_value(),
-        secret_key=settings.s3_secret.get_secret_value(),
-        endpoint_override=endpoint.netloc,
-        scheme=endpoint.scheme,
-        region=settings.s3_region,
-    )
-    dataset = ds.dataset(
-        f"{settings.s3_bucket}/{settings.s3_prefix}/compressed/{topic}",
-        filesystem=filesystem,
-        format="parquet",
-        partitioning="hive",
-    )
+    dataset = compressed_dataset(settings, topic)
     table = dataset.to_table()
     assert table.num_rows == total - invalid
     assert {"asset_id", "ts", "s2", "s3", "partition", "offset", "date", "hour"} <= set(

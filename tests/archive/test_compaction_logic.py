@@ -49,12 +49,41 @@ def test_parquet_round_trip_keeps_rows_and_clashing_signal_names() -> None:
 
 
 def test_the_shared_validator_decides_what_becomes_a_row() -> None:
-    decode = decoder_for("telemetry", Settings())
+    decode, _ = decoder_for("telemetry", Settings())
     good = {"asset_id": "A1", "ts": "2026-11-21T05:00:00Z", "signals": {"s2": 1}}
     assert not isinstance(
         decode(ArchivedRecord("telemetry", 0, 0, 0, b"A1", json.dumps(good).encode())), Invalid
     )
     assert isinstance(decode(ArchivedRecord("telemetry", 0, 1, 0, b"A1", b"\xff")), Invalid)
+
+
+def test_battery_records_become_rows_of_their_vin_deduplicated_by_record() -> None:
+    """A weekly health record: numbers, text and the flattened end of life as columns;
+    its re-emission at a later offset is the same row; the text survives a round trip."""
+    settings = Settings()
+    decode, identity = decoder_for(settings.topic_battery_health, settings)
+    week = {
+        "vin": "5YJ3E1EA000000001", "week": "2026-01-05", "soh": 97.5, "soh_raw": None,
+        "sessions": 3, "nominal_source": "table",
+        "end_of_life": {"threshold": 80, "date": "2031-05-04", "date_lower": None},
+    }  # fmt: skip
+    value = json.dumps(week).encode()
+    rows = [
+        decode(ArchivedRecord(settings.topic_battery_health, 2, offset, 0, b"V", value))
+        for offset in (7, 9)
+    ]
+    assert all(isinstance(r, Row) for r in rows)
+    first = rows[0]
+    assert isinstance(first, Row)
+    assert (first.asset_id, first.ts_ms) == ("5YJ3E1EA000000001", 1_767_571_200_000.0)
+    assert first.signals == {"soh": 97.5, "sessions": 3.0, "end_of_life_threshold": 80.0}
+    assert first.text == {"week": "2026-01-05", "nominal_source": "table",
+                          "end_of_life_date": "2031-05-04"}  # fmt: skip
+    table = pq.read_table(io.BytesIO(parquet_bytes(rows_to_table(rows, identity))))  # type: ignore[arg-type]
+    assert table.num_rows == 1
+    assert [(r.signals, r.text) for r in table_to_rows(table)] == [(first.signals, first.text)]
+    bad = ArchivedRecord(settings.topic_charge_sessions, 0, 1, 0, b"V", b'{"vin": 1}')
+    assert isinstance(decoder_for(settings.topic_charge_sessions, settings)[0](bad), Invalid)
 
 
 def test_an_hour_closes_after_its_end_plus_grace() -> None:

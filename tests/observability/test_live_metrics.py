@@ -102,6 +102,9 @@ MOVE_ONLY_UNDER_FAULTS = {
     "streamapp_feature_late_events_total": "records later than the grace",
     "streamapp_faust_event_processing_seconds_count": "a Faust stream (agents: batch routes)",
     "streamapp_rul_predictions_skipped_total": "records the loaded model cannot predict",
+    "streamapp_battery_sessions_total": "a closed charge session (tests/battery/test_worker.py)",
+    "streamapp_battery_weeks_total": "an EV's ISO week past its grace (tests/battery)",
+    "streamapp_battery_soh_percent_count": "an EV's week with a SoH estimate (tests/battery)",
 }
 
 

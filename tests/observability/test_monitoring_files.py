@@ -87,6 +87,10 @@ def test_dashboards_cover_the_issue_panels() -> None:
         "streamapp_consumer_lag_messages",
         "streamapp_dead_letters_total",
         "streamapp_feature_latency_seconds_bucket",
+        "streamapp_battery_sessions_total",
+        "streamapp_battery_weeks_total",
+        "streamapp_battery_soh_percent_bucket",
+        "streamapp_battery_vins_under_threshold",
     ):
         assert metric in exprs["pipeline"], metric
     for metric in (

@@ -12,10 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp import s3
+from streamapp.archive.verify import verify
 from streamapp.runtime.clients import ConsumedRecord, consume, produce_lines
 from streamapp.settings import Settings
 from tests.conftest import ROOT, settings_from_env, stack_env
@@ -167,3 +171,28 @@ def prediction(asset_id: str, rul: float, ts: str, version: str = "test-v1") -> 
         "features": {"rms": 10.5},
         "metadata": {"latency_ms": 3.2},
     }
+
+
+def temp_complete(settings: Settings, topic: str, expected: int) -> dict[str, Any] | None:
+    """The audit once every offset is in temp (it reads every temp line: poll it slowly)."""
+    report = asyncio.run(verify(settings, topic))
+    done = report["kafka_messages"] == expected and report["missing"]["temp"]["count"] == 0
+    return report if done else None
+
+
+def compressed_dataset(settings: Settings, topic: str) -> ds.Dataset:
+    """The compressed layer of `topic` as a Hive-partitioned Parquet dataset."""
+    endpoint = urlparse(settings.s3_endpoint or "")
+    filesystem = pafs.S3FileSystem(
+        access_key=settings.s3_key.get_secret_value(),
+        secret_key=settings.s3_secret.get_secret_value(),
+        endpoint_override=endpoint.netloc,
+        scheme=endpoint.scheme,
+        region=settings.s3_region,
+    )
+    return ds.dataset(
+        f"{settings.s3_bucket}/{settings.s3_prefix}/compressed/{topic}",
+        filesystem=filesystem,
+        format="parquet",
+        partitioning="hive",
+    )

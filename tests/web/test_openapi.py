@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from schemathesis.checks import (
     content_type_conformance,
@@ -31,10 +32,12 @@ from streamapp.rul.training.jobs import FORMATS, MODELS_TEXT_RE, SUBSET_RE, Trai
 from streamapp.rul.training.networks import MODEL_KINDS
 from streamapp.settings import Settings
 from streamapp.web.errors import ERRORS
+from streamapp.web.fleet import FleetView
 from streamapp.web.rul_api import MAX_STEPS
 from streamapp.web.views import FLEET_LIMITS, openapi_document
-from tests.support.ops import post, wait_for
+from tests.support.ops import post, prediction, wait_for
 from tests.web.conftest import API_KEY, API_MAX_BODY
+from tests.web.test_fleet_view import health
 
 OPENAPI = Path(__file__).resolve().parents[2] / "streamapp" / "web" / "openapi.json"
 DOCUMENT = json.loads(OPENAPI.read_text())
@@ -139,6 +142,20 @@ def test_the_document_s_limits_and_patterns_are_the_code_s() -> None:
     as_list, as_text = train["models"]["anyOf"]
     assert as_list["items"]["enum"] == list(MODEL_KINDS)
     assert as_text["pattern"] == f"^{MODELS_TEXT_RE.pattern}$"
+
+
+def test_a_fleet_answer_with_assets_and_evs_is_as_documented() -> None:
+    """The live requests below may find no EV (nothing writes battery health there)."""
+    fleet = FleetView()
+    fleet.record_prediction(prediction("E1", 50.0, "2026-01-01T00:00:01Z"))
+    eol = {"threshold": 80.0, "date": "2031-03-03", "date_lower": "2030-06-02"}
+    fleet.record_battery_health(health("VIN1", "2026-01-05", 95.0))
+    fleet.record_battery_health(health("VIN1", "2026-01-12", 94.0, end_of_life=eol))
+    fleet.record_battery_health(health("VIN2", "2026-01-12", None))
+    body = {**fleet.snapshot(), "counters": {}, "ready": True}
+    assert len(body["evs"]) == 2 and body["evs"][0]["end_of_life"]["date_upper"] is None
+    schema = {**DOCUMENT, "$ref": "#/components/schemas/Fleet"}
+    Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(body)
 
 
 @pytest.mark.integration

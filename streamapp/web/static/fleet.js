@@ -16,22 +16,24 @@ function sum(split) {
   return Object.values(split || {}).reduce((a, b) => a + b, 0);
 }
 
-function chart(history, threshold) {
+// An inline SVG line of points {x, y, lower, upper} over their band (where the bounds are
+// known), with the threshold dashed; the y range spans the points, the threshold and floor.
+function chart(points, threshold, kind, floor = threshold) {
   const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("class", "rul-chart");
+  svg.setAttribute("class", `chart ${kind}`);
   svg.setAttribute("width", CHART_W);
   svg.setAttribute("height", CHART_H);
   svg.setAttribute("viewBox", `0 0 ${CHART_W} ${CHART_H}`);
-  if (!history.length) return svg;
-  const t0 = history[0].t;
-  const t1 = history[history.length - 1].t;
-  const values = history.flatMap((p) => [p.rul, p.lower ?? p.rul, p.upper ?? p.rul]);
-  const lo = Math.min(0, ...values);
-  const hi = Math.max(threshold, ...values) || 1;
-  const x = (t) => (t1 === t0 ? CHART_W / 2 : ((t - t0) / (t1 - t0)) * (CHART_W - 4) + 2);
-  const y = (v) => CHART_H - 2 - ((v - lo) / (hi - lo)) * (CHART_H - 4);
-  const band = history.map((p) => `${x(p.t)},${y(p.upper ?? p.rul)}`)
-    .concat(history.slice().reverse().map((p) => `${x(p.t)},${y(p.lower ?? p.rul)}`));
+  if (!points.length) return svg;
+  const x0 = points[0].x;
+  const x1 = points[points.length - 1].x;
+  const values = points.flatMap((p) => [p.y, p.lower ?? p.y, p.upper ?? p.y]);
+  const lo = Math.min(floor, threshold, ...values);
+  const span = Math.max(threshold, ...values) - lo || 1;
+  const x = (t) => (x1 === x0 ? CHART_W / 2 : ((t - x0) / (x1 - x0)) * (CHART_W - 4) + 2);
+  const y = (v) => CHART_H - 2 - ((v - lo) / span) * (CHART_H - 4);
+  const band = points.map((p) => `${x(p.x)},${y(p.upper ?? p.y)}`)
+    .concat(points.slice().reverse().map((p) => `${x(p.x)},${y(p.lower ?? p.y)}`));
   const polygon = document.createElementNS(SVG_NS, "polygon");
   polygon.setAttribute("points", band.join(" "));
   svg.appendChild(polygon);
@@ -43,9 +45,9 @@ function chart(history, threshold) {
   limit.setAttribute("y2", y(threshold));
   svg.appendChild(limit);
   const line = document.createElementNS(SVG_NS, "polyline");
-  const points = history.map((p) => `${x(p.t)},${y(p.rul)}`);
-  if (points.length === 1) points.push(`${x(history[0].t) + 1},${y(history[0].rul)}`);
-  line.setAttribute("points", points.join(" "));
+  const path = points.map((p) => `${x(p.x)},${y(p.y)}`);
+  if (path.length === 1) path.push(`${x(points[0].x) + 1},${y(points[0].y)}`);
+  line.setAttribute("points", path.join(" "));
   svg.appendChild(line);
   return svg;
 }
@@ -67,10 +69,43 @@ function row(asset, rank, threshold) {
   cells.forEach((text, i) => {
     const td = document.createElement("td");
     if (i === 3) td.className = "rul";
-    if (i === 5) td.appendChild(chart(asset.history, threshold));
-    else td.textContent = text;
+    if (i === 5) {
+      const points = asset.history.map((p) => ({ x: p.t, y: p.rul, lower: p.lower, upper: p.upper }));
+      td.appendChild(chart(points, threshold, "rul-chart", 0));
+    } else td.textContent = text;
     tr.appendChild(td);
   });
+  return tr;
+}
+
+// "date [earliest, latest]"; the latest, or the date itself, may lie beyond the horizon.
+function endOfLife(eol) {
+  if (!eol) return "–";
+  if (!eol.date) return eol.date_lower ? `beyond horizon (earliest ${eol.date_lower})` : "beyond horizon";
+  return `${eol.date} [${eol.date_lower ?? "–"}, ${eol.date_upper ?? "later"}]`;
+}
+
+function evRow(ev, eolSoh) {
+  const tr = document.createElement("tr");
+  tr.dataset.vin = ev.vin;
+  if (ev.soh !== null) tr.className = ev.soh <= eolSoh ? "critical" : "healthy";
+  const trend = ev.trend.map((p) => ({ x: Date.parse(p.week), y: p.soh }));
+  const cells = [
+    ["vin", ev.vin],
+    ["soh", fmt(ev.soh, 1)],
+    ["", ev.soh_lower === null ? "–" : `[${fmt(ev.soh_lower, 1)}, ${fmt(ev.soh_upper, 1)}]`],
+    ["", chart(trend, eolSoh, "soh-chart")],
+    ["eol", endOfLife(ev.end_of_life)],
+    ["", ev.nominal_kwh === null ? "–" : `${fmt(ev.nominal_kwh, 1)} kWh (${ev.nominal_source || "–"})`],
+    ["", ev.week],
+  ];
+  for (const [className, content] of cells) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    if (typeof content === "string") td.textContent = content;
+    else td.appendChild(content);
+    tr.appendChild(td);
+  }
   return tr;
 }
 
@@ -87,6 +122,9 @@ function render(data, now) {
   document.getElementById("c-in").textContent = fmt(messagesIn);
   document.getElementById("c-dlq").textContent = fmt(deadLetters);
   document.getElementById("c-archived").textContent = fmt(sum(counters.streamapp_archive_messages));
+  document.getElementById("c-evs").textContent = fmt(data.ev_count);
+  document.getElementById("c-evs-under").textContent = fmt(data.evs_under_threshold);
+  document.getElementById("c-eol-soh").textContent = fmt(data.eol_soh);
   if (previous) {
     const seconds = Math.max(0.001, (now - previous.now) / 1000);
     document.getElementById("c-in-rate").textContent = fmt((messagesIn - previous.messagesIn) / seconds, 1);
@@ -98,6 +136,10 @@ function render(data, now) {
   body.replaceChildren(...rows);
   document.getElementById("empty").hidden = rows.length > 0;
   document.body.dataset.assets = String(rows.length);
+  const evRows = data.evs.map((ev) => evRow(ev, data.eol_soh));
+  document.querySelector("#evs tbody").replaceChildren(...evRows);
+  document.getElementById("ev-empty").hidden = evRows.length > 0;
+  document.body.dataset.evs = String(evRows.length);
 }
 
 async function refresh() {
