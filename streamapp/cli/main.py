@@ -288,7 +288,13 @@ def consume(
 # --- simulator ------------------------------------------------------------------
 @cli.command()
 @click.option("--assets", default=20, show_default=True, help="Number of engines or vehicles.")
-@click.option("--rate", default=100.0, show_default=True, help="Messages per second.")
+@click.option(
+    "--rate",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Messages per second; 0 sends as fast as the broker takes them.",
+)
 @click.option("--duration", default=60.0, show_default=True, help="Seconds; 0 runs forever.")
 @click.option("--seed", default=0, show_default=True, help="Same seed, same messages.")
 @click.option(
@@ -319,8 +325,8 @@ def consume(
 @click.option(
     "--tick-ms",
     type=click.FloatRange(min=0, min_open=True),
-    help="Event time between one asset's records (default: real time, 1000 * assets / rate); "
-    "set it to replay faster than real time.",
+    help="Event time between one asset's records (default: real time, 1000 * assets / rate, "
+    "as if 1,000 msgs/s at --rate 0); set it to replay faster than real time.",
 )
 @click.option(
     "--run-to-failure",
@@ -378,7 +384,7 @@ def simulate(
         seed,
         invalid_fraction,
         first_ms,
-        interval_ms=tick_ms if tick_ms is not None else 1000.0 * assets / rate,
+        interval_ms=tick_ms if tick_ms is not None else 1000.0 * assets / (rate or 1000.0),
         regimes=regimes,
         run_to_failure=run_to_failure,
         ev_days=days,
