@@ -33,7 +33,7 @@ from streamapp.features.agent import (
     repartition_topic_name,
 )
 from streamapp.runtime import drain, signals, tables
-from streamapp.runtime.batching import run_batches
+from streamapp.runtime.batching import batch_agent
 from streamapp.runtime.checkpoint import Checkpoint
 from streamapp.runtime.produce import HomePartitions
 from streamapp.runtime.raw import raw_topic
@@ -169,9 +169,6 @@ def register(app: faust.App, settings: Settings) -> BatteryAgent:
     rules = BatteryRules.load(settings.battery_config, settings.battery_eol_soh)
     classes = AssetClasses.load(settings.asset_classes)
     batch_route = drain.route(app, (settings.topic_telemetry, repartition_topic_name(settings)))
-    source = drain.routed_topic(
-        app, batch_route, partitions=settings.topic_partitions, internal=True
-    )
     table = app.Table(
         TABLE_NAME,
         partitions=settings.topic_partitions,
@@ -192,19 +189,15 @@ def register(app: faust.App, settings: Settings) -> BatteryAgent:
     signals.on_partitions_assigned(app, agent.on_assigned)
     logger.info("event=battery_rules version=%s vehicles=%d", rules.version, len(rules.vehicles))
 
-    @app.agent(source, name="battery")
-    async def track_batteries(stream: faust.StreamT) -> None:
-        """Charge sessions and weekly SoH per VIN, exactly once in effect (module docstring).
-
-        The stream subscribes the topics; their messages arrive on the batch route.
-        """
-        await run_batches(
-            app,
-            batch_route.queue,
-            settings.feature_batch_size,
-            settings.feature_batch_within_s,
-            agent.handle,
-            agent.forget,
-        )
-
+    batch_agent(
+        app,
+        "battery",
+        batch_route,
+        agent,
+        settings.feature_batch_size,
+        settings.feature_batch_within_s,
+        help="Charge sessions and weekly SoH per VIN, exactly once in effect (module docstring).",
+        partitions=settings.topic_partitions,
+        internal=True,
+    )
     return agent

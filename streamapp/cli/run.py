@@ -114,6 +114,10 @@ def summary_line(
     urgent = ((fleet_now or {}).get("assets") or [])[:URGENT_SHOWN]
     if urgent:
         parts.append("| lowest RUL: " + ", ".join(prediction_text(a) for a in urgent))
+    evs = (fleet_now or {}).get("evs") or []
+    worn = [ev for ev in evs if isinstance(ev.get("soh"), int | float)][:URGENT_SHOWN]
+    if worn:
+        parts.append("| lowest SoH: " + ", ".join(f"{ev['vin']} {ev['soh']:.1f}%" for ev in worn))
     return "  ".join(parts)
 
 
@@ -145,7 +149,9 @@ def _stop(started: Started) -> None:
 @click.option(
     "--duration", default=0.0, show_default=True, help="Seconds to run; 0 runs until Ctrl-C."
 )
-@click.option("--assets", default=20, show_default=True, help="Simulated engines.")
+@click.option(
+    "--assets", default=20, show_default=True, help="Simulated assets (of --kind, in turn)."
+)
 @click.option("--rate", default=200.0, show_default=True, help="Simulated messages per second.")
 @click.option(
     "--invalid-fraction",

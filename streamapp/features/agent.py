@@ -41,7 +41,7 @@ from streamapp.features.windows import (
     build_windows,
 )
 from streamapp.runtime import drain, signals, tables
-from streamapp.runtime.batching import run_batches
+from streamapp.runtime.batching import batch_agent
 from streamapp.runtime.checkpoint import Checkpoint
 from streamapp.runtime.produce import HomePartitions
 from streamapp.runtime.raw import raw_topic
@@ -368,7 +368,6 @@ def register(app: faust.App, settings: Settings) -> FeatureAgent:
         (settings.topic_telemetry, repartition_name),
         depth=max(drain.ROUTE_DEPTH, -(-settings.feature_batch_size // drain.ROUTE_BATCH)),
     )
-    source = drain.routed_topic(app, batch_route, partitions=partitions, internal=True)
     repartition = app.topic(
         repartition_name, partitions=partitions, internal=True, **drain.RAW_CODECS
     )
@@ -385,21 +384,17 @@ def register(app: faust.App, settings: Settings) -> FeatureAgent:
     signals.on_partitions_revoked(app, agent.on_revoked)
     signals.on_partitions_assigned(app, agent.on_assigned)
 
-    @app.agent(source, name="features")
-    async def extract_features(stream: faust.StreamT) -> None:
-        """Windowed features per asset, exactly once in effect (see module docstring).
-
-        The stream subscribes the topics; their messages arrive on the batch route.
-        """
-        await run_batches(
-            app,
-            batch_route.queue,
-            settings.feature_batch_size,
-            settings.feature_batch_within_s,
-            agent.handle,
-            agent.forget,
-        )
-
+    batch_agent(
+        app,
+        "features",
+        batch_route,
+        agent,
+        settings.feature_batch_size,
+        settings.feature_batch_within_s,
+        help="Windowed features per asset, exactly once in effect (see module docstring).",
+        partitions=partitions,
+        internal=True,
+    )
     return agent
 
 

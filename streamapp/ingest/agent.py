@@ -21,7 +21,7 @@ from streamapp.contracts.telemetry import validate_telemetry
 from streamapp.contracts.tesla import decode_tesla
 from streamapp.ingest.metrics import MESSAGES, NORMALISED
 from streamapp.runtime import drain
-from streamapp.runtime.batching import run_batches
+from streamapp.runtime.batching import batch_agent
 from streamapp.runtime.checkpoint import Checkpoint
 from streamapp.runtime.raw import raw_topic
 from streamapp.settings import Settings
@@ -95,24 +95,22 @@ def register(app: faust.App, settings: Settings) -> tuple[TelemetryValidator, Te
         raw_topic(app, settings.dlq_topic(settings.topic_tesla)),
     )
 
-    @app.agent(drain.routed_topic(app, telemetry_route), name="ingest-telemetry")
-    async def validate_telemetry_agent(stream: faust.StreamT) -> None:
-        """Every invalid `telemetry` message goes to its DLQ; valid ones are counted.
-
-        The stream subscribes the topic; its messages arrive on the batch route.
-        """
-        await run_batches(
-            app, telemetry_route.queue, BATCH, BATCH_WITHIN_S, validator.handle, validator.forget
-        )
-
-    @app.agent(drain.routed_topic(app, tesla_route), name="ingest-tesla")
-    async def normalise_tesla_agent(stream: faust.StreamT) -> None:
-        """Tesla records become `telemetry` keyed by VIN; undecodable ones go to the DLQ.
-
-        The stream subscribes the topic; its messages arrive on the batch route.
-        """
-        await run_batches(
-            app, tesla_route.queue, BATCH, BATCH_WITHIN_S, normaliser.handle, normaliser.forget
-        )
-
+    batch_agent(
+        app,
+        "ingest-telemetry",
+        telemetry_route,
+        validator,
+        BATCH,
+        BATCH_WITHIN_S,
+        help="Every invalid `telemetry` message goes to its DLQ; valid ones are counted.",
+    )
+    batch_agent(
+        app,
+        "ingest-tesla",
+        tesla_route,
+        normaliser,
+        BATCH,
+        BATCH_WITHIN_S,
+        help="Tesla records become `telemetry` keyed by VIN; undecodable ones go to the DLQ.",
+    )
     return validator, normaliser

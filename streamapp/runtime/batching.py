@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import faust
 from faust.types import Message
 
+from streamapp.runtime import drain
 from streamapp.runtime.checkpoint import AppEffects, Checkpoint
 from streamapp.runtime.drain import untrack
 
@@ -114,3 +115,40 @@ async def run_batches(
     finally:
         if running is not None:
             running.cancel()
+
+
+class BatchHandler(Protocol):
+    """The shape of every agent class: its batch logic and what it caches across batches."""
+
+    def handle(self, batch: list[Message], checkpoint: Checkpoint) -> Awaitable[Finish | None]:
+        """Apply one batch through its checkpoint (may return the rest of the work)."""
+        ...
+
+    def forget(self) -> None:
+        """Drop what a failed batch may have left in the caches."""
+        ...
+
+
+def batch_agent(
+    app: faust.App,
+    name: str,
+    route: drain.BatchRoute,
+    handler: BatchHandler,
+    max_: int,
+    within: float,
+    help: str,
+    before: Callable[[], Awaitable[None]] | None = None,
+    **topic_options: Any,
+) -> None:
+    """Run `handler` as the Faust agent `name`: its stream subscribes the route's topics
+    (a `RoutedTopic`, with `topic_options`), their messages come in batches from the
+    route, and `run_batches` commits each; `before` runs once first; `help` is the
+    agent's description (`faust agents`)."""
+
+    async def batches(stream: faust.StreamT[Any]) -> None:
+        if before is not None:
+            await before()
+        await run_batches(app, route.queue, max_, within, handler.handle, handler.forget)
+
+    batches.__doc__ = help
+    app.agent(drain.routed_topic(app, route, **topic_options), name=name)(batches)

@@ -48,7 +48,7 @@ from streamapp.rul.serving.sequences import (
 )
 from streamapp.rul.training.remote import model_bucket
 from streamapp.runtime import drain, signals, tables
-from streamapp.runtime.batching import Finish, run_batches
+from streamapp.runtime.batching import Finish, batch_agent
 from streamapp.runtime.checkpoint import Checkpoint
 from streamapp.runtime.raw import raw_topic
 from streamapp.runtime.tables import Table
@@ -247,7 +247,6 @@ def register(app: faust.App, settings: Settings) -> LiveModels:
     members = settings.rul_inference_threads
     pool = ThreadPoolExecutor(members, "rul-member") if members > 1 else None
     batch_route = drain.route(app, (settings.topic_features,))
-    features_topic = drain.routed_topic(app, batch_route)
     dlq = raw_topic(app, settings.dlq_topic(settings.topic_features))
     raw_topic(app, settings.topic_predictions)  # declared, so the worker creates it
     sequences = app.Table(
@@ -271,22 +270,16 @@ def register(app: faust.App, settings: Settings) -> LiveModels:
     signals.on_partitions_assigned(app, agent.on_rebalance)
     app.timer(MODEL_CHECK_INTERVAL_S)(agent.follow_model)
 
-    @app.agent(features_topic, name="rul-predict")
-    async def predict(stream: faust.StreamT) -> None:
-        """One inference per batch; one prediction (or dead letter) per message.
-
-        The stream subscribes the topic; its messages arrive on the batch route. The
-        first batch waits for the active model: taken without it, its records would be
-        applied without predictions.
-        """
-        await live.refresh()
-        await run_batches(
-            app,
-            batch_route.queue,
-            settings.rul_batch_size,
-            settings.rul_batch_timeout_ms / 1000.0,
-            agent.handle,
-            agent.forget,
-        )
-
+    batch_agent(
+        app,
+        "rul-predict",
+        batch_route,
+        agent,
+        settings.rul_batch_size,
+        settings.rul_batch_timeout_ms / 1000.0,
+        help="One inference per batch; one prediction (or dead letter) per message. The "
+        "first batch waits for the active model: taken without it, its records would be "
+        "applied without predictions.",
+        before=live.refresh,
+    )
     return live
