@@ -3,13 +3,17 @@
 Usable sessions are collected per ISO week (of their end, UTC); a week is published
 once the VIN's event time passes its end by `week_grace_h`, as one `battery-health`
 record. The week's estimate (`soh_raw`) is the weighted mean of its sessions' SoH
-after the outlier rules, each session weighted by the square of its SoC window (a
-session's error shrinks with its window). `soh` is the isotonic (non-increasing) fit
-of the VIN's weekly estimates so far (each averaged over `smoothing_weeks`) at the
-newest week, and never above what was
-published before: a published value is not recalled, so it cannot rise. The nominal
-capacity comes from the vehicle table, or a reported `nominal_kwh`, or is learned from
-the first `nominal_weeks` weeks. docs/battery.md has the method and its accuracy.
+after the outlier rules (against the VIN's recent weeks, and within the week), each
+session weighted by its inverse variance (the square of its SoC window, times
+`dc_weight` for DC). `soh` is the isotonic (non-increasing) fit of the VIN's weekly
+estimates so far (each averaged over `smoothing_weeks`) at the newest week, plus
+`ceiling_z` standard errors, and never above what was published before: a published
+value is not recalled, so it cannot rise, and the series is a running minimum, which
+the added errors keep from reading low. A VIN's first weeks wait for `first_sessions`
+usable sessions and are published together, so one noisy session cannot set the
+ceiling. The nominal capacity comes from the vehicle table, or a reported
+`nominal_kwh`, or is learned from the first `nominal_weeks` weeks. docs/battery.md
+has the method and its accuracy.
 """
 
 from __future__ import annotations
