@@ -138,17 +138,13 @@ class Row:
     signals: dict[str, float]
     text: dict[str, str] = field(default_factory=dict)  # string columns (battery records)
 
-    @property
-    def identity(self) -> tuple[Any, ...]:
-        return (self.topic, self.partition, self.offset)
-
 
 Identity = Callable[[Row], tuple[Any, ...]]
 
 
 def by_offset(row: Row) -> tuple[Any, ...]:
     """A telemetry row is its message: one per (topic, partition, offset)."""
-    return row.identity
+    return (row.topic, row.partition, row.offset)
 
 
 def by_record(row: Row) -> tuple[Any, ...]:

@@ -378,22 +378,23 @@ def simulate(
     if protocol == "tesla" and kind != "ev":
         raise click.UsageError("--protocol tesla needs --kind ev")
     first_ms = start_ms if start_ms is not None else time.time() * 1000.0
-    sim = Simulation(
-        assets,
-        cast(Kind, kind),
-        seed,
-        invalid_fraction,
-        first_ms,
-        interval_ms=tick_ms if tick_ms is not None else 1000.0 * assets / (rate or 1000.0),
-        regimes=regimes,
-        run_to_failure=run_to_failure,
-        ev_days=days,
-    )
-    pairs = messages(sim)
-    default_topic = settings.topic_telemetry
     if protocol == "tesla":
         pairs = ev.messages(ev.EvFleet(assets, days, seed, first_ms, "tesla"))
         default_topic = settings.topic_tesla
+    else:
+        sim = Simulation(
+            assets,
+            cast(Kind, kind),
+            seed,
+            invalid_fraction,
+            first_ms,
+            interval_ms=tick_ms if tick_ms is not None else 1000.0 * assets / (rate or 1000.0),
+            regimes=regimes,
+            run_to_failure=run_to_failure,
+            ev_days=days,
+        )
+        pairs = messages(sim)
+        default_topic = settings.topic_telemetry
 
     def progress(sent: int) -> None:
         if sys.stderr.isatty():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from collections import defaultdict
 
@@ -18,7 +17,12 @@ from streamapp.battery.rules import BatteryRules
 from streamapp.runtime.clients import consume, produce_lines
 from streamapp.sim import ev
 from tests.conftest import settings_from_env
-from tests.support.ops import compressed_dataset, temp_complete, wait_for
+from tests.support.ops import (
+    compressed_dataset,
+    send_through_sigkills,
+    temp_complete,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -79,21 +83,15 @@ def test_sigkilled_workers_publish_what_the_offline_tracker_does(
     assert any(json.loads(w)["soh"] is not None for w in weeks.values())
     lines = [value for _, value in ev.messages(fleet)]
     settings = settings_from_env(isolated_env)
-    steady = start_worker(isolated_env, name="steady")
-    victim = start_worker(isolated_env, name="victim", data_dir=tmp_path / "victim")
-    steady.wait_ready()
-    victim.wait_ready()
     size = len(lines) // 6 + 1
-    for round_, start in enumerate(range(0, len(lines), size)):
-        chunk = lines[start : start + size]
-        asyncio.run(produce_lines(settings, settings.topic_telemetry, chunk))
-        time.sleep(1.5)
-        if round_ < 4:
-            victim.kill()
-            if round_ == 2:
-                shutil.rmtree(victim.data_dir, ignore_errors=True)
-            victim.start()
-            victim.wait_ready()
+    chunks = [lines[start : start + size] for start in range(0, len(lines), size)]
+    send_through_sigkills(
+        start_worker,
+        isolated_env,
+        tmp_path / "victim",
+        chunks,
+        lambda chunk: asyncio.run(produce_lines(settings, settings.topic_telemetry, chunk)),
+    )
     outputs(isolated_env, sessions, weeks)
 
 

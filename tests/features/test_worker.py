@@ -19,6 +19,7 @@ from streamapp.sim.fleet import Simulation, messages
 from tests.conftest import settings_from_env
 from tests.features.offline import offline_features
 from tests.support.classes import TURBOFANS
+from tests.support.ops import send_through_sigkills
 
 pytestmark = pytest.mark.integration
 
@@ -144,18 +145,8 @@ def test_sigkilled_workers_lose_and_duplicate_nothing(isolated_env, start_worker
     env = {**isolated_env, **WINDOW_ENV}
     pairs = simulated(assets=16, count=16 * 90, seed=13)
     expected = expected_for(env, pairs)
-    steady = start_worker(env, name="steady")
-    victim = start_worker(env, name="victim", data_dir=tmp_path / "victim")
-    steady.wait_ready()
-    victim.wait_ready()
     chunks = [pairs[i : i + len(pairs) // 6] for i in range(0, len(pairs), len(pairs) // 6)]
-    for round_, chunk in enumerate(chunks):
-        send(env, chunk)
-        time.sleep(1.5)
-        if round_ < 4:
-            victim.kill()
-            if round_ == 2:
-                shutil.rmtree(victim.data_dir, ignore_errors=True)
-            victim.start()
-            victim.wait_ready()
+    send_through_sigkills(
+        start_worker, env, tmp_path / "victim", chunks, lambda chunk: send(env, chunk)
+    )
     check(read_features(env, len(expected), timeout=180), expected)

@@ -196,3 +196,27 @@ def compressed_dataset(settings: Settings, topic: str) -> ds.Dataset:
         format="parquet",
         partitioning="hive",
     )
+
+
+def send_through_sigkills(
+    start_worker: Callable[..., WorkerProcess],
+    env: dict[str, str],
+    victim_dir: Path,
+    chunks: list[Any],
+    send: Callable[[Any], None],
+) -> None:
+    """Two workers share the input; after each of the first four chunks sent, the victim
+    is SIGKILLed and restarted (its local state deleted before the third restart)."""
+    steady = start_worker(env, name="steady")
+    victim = start_worker(env, name="victim", data_dir=victim_dir)
+    steady.wait_ready()
+    victim.wait_ready()
+    for round_, chunk in enumerate(chunks):
+        send(chunk)
+        time.sleep(1.5)
+        if round_ < 4:
+            victim.kill()
+            if round_ == 2:
+                shutil.rmtree(victim.data_dir, ignore_errors=True)
+            victim.start()
+            victim.wait_ready()
