@@ -425,6 +425,7 @@ def _register_concepts() -> None:
     cli.add_command(replay_module.replay)
     cli.add_command(rul_module.train)
     cli.add_command(rul_module.evaluate)
+    cli.add_command(rul_module.screen)
     cli.add_command(rul_module.models)
     cli.add_command(archive_module.archive)
     bench.add_command(rul_module.bench_inference, "inference")

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from streamapp.cli.options import run_async
 from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.training import screening
 from streamapp.rul.training.artifacts import (
     ArtifactError,
     activate,
@@ -129,6 +130,10 @@ def missing_data_is_an_error() -> Iterator[None]:
     help="Input normalisation per feature: z-score, or min-max onto [-1, 1] (training data); "
     "the CNN keeps its own z-score.",
 )  # fmt: skip
+@click.option(
+    "--smoothing", default=TrainConfig.smoothing, show_default=True, type=click.FloatRange(0, 1),
+    help="Exponential smoothing of each member's scaled window along time (alpha; 0: none).",
+)  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Models directory.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--cap", default=125.0, show_default=True, type=click.FloatRange(min=1))
@@ -161,8 +166,9 @@ def missing_data_is_an_error() -> Iterator[None]:
 )
 def train(
     data: Path, subset: str, fmt: str, models: str, epochs: int, folds: int, seeds: int,
-    jobs: int, scaling: str, out: Path | None, seed: int, cap: float, window: int, level: float,
-    threads: int, make_active: bool, feature_list: str | None, asset_class: str | None,
+    jobs: int, scaling: str, smoothing: float, out: Path | None, seed: int, cap: float,
+    window: int, level: float, threads: int, make_active: bool, feature_list: str | None,
+    asset_class: str | None,
 ) -> None:  # fmt: skip
     """Train the RUL ensemble, calibrate its intervals, save a new model version."""
     if folds > 1 and seeds > 1:
@@ -195,12 +201,13 @@ def train(
             name = "features"
     cfg = TrainConfig(
         models=_parse_models(models), epochs=epochs, folds=folds, seeds=seeds, seed=seed,
-        window=window, cap=cap, level=level, scaling=scaling,
+        window=window, cap=cap, level=level, scaling=scaling, smoothing=smoothing,
     )  # fmt: skip
     click.echo(
         f"training {','.join(cfg.models)} on {len(fleet)} assets, {len(inputs)} features"
         f"{' (per-condition normalisation)' if conditions else ''}, inputs "
-        f"{', '.join('{} {} {}'.format(k, *member_view(k, cfg)) for k in cfg.models)}, "
+        f"{', '.join('{} {} {} smoothing {}'.format(k, *member_view(k, cfg)) for k in cfg.models)}"
+        ", "
         f"cap {cap:g}, seed {seed}, {jobs} jobs x {threads} threads"
         f"{f', {folds}-fold cross-fitting' if folds > 1 else ''}"
         f"{f', {seeds} seeds per member' if seeds > 1 else ''}",
@@ -237,6 +244,81 @@ def train(
         + ", ".join(f"{k} {v:.2f}" for k, v in m["validation_rmse"].items())
         + f"; weights {m['weighting']['scheme']}; intervals {m['conformal_mode']}"
     )
+
+
+@click.command("screen")
+@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--subset", default="FD001", show_default=True, help="C-MAPSS subset FD00x.")
+@click.option(
+    "--candidate", "candidates", multiple=True,
+    help="kind:window[:scaling[:smoothing]] (e.g. gru:30:minmax:0.3); repeat for several.",
+)  # fmt: skip
+@click.option(
+    "--combine", "ensembles", multiple=True,
+    help="Comma-separated names of screened candidates: the ensemble's out-of-fold RMSE.",
+)  # fmt: skip
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2))
+@click.option("--epochs", default=TrainConfig.epochs, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--cap", default=125.0, show_default=True, type=click.FloatRange(min=1))
+@click.option(
+    "--jobs", default=os.cpu_count() or 1, show_default="CPU count", type=click.IntRange(1),
+    help="Fold networks trained at the same time, one process each.",
+)  # fmt: skip
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("screening"), show_default=True,
+    help="Where each candidate's out-of-fold predictions are saved and read back.",
+)  # fmt: skip
+def screen(
+    data: Path, subset: str, candidates: tuple[str, ...], ensembles: tuple[str, ...],
+    folds: int, epochs: int, seed: int, cap: float, jobs: int, threads: int, out: Path,
+) -> None:  # fmt: skip
+    """Out-of-fold screening on the training engines only: one JSON line per candidate
+    (cross-fitted, its predictions saved under --out) and per --combine ensemble."""
+    try:
+        parsed = [screening.Candidate.parse(text) for text in candidates]
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--candidate") from None
+    for candidate in parsed:
+        if candidate.kind not in MODEL_KINDS or candidate.scaling not in SCALINGS:
+            raise click.BadParameter(
+                f"{candidate.name}: kind one of {', '.join(MODEL_KINDS)}, scaling one of "
+                f"{', '.join(SCALINGS)}",
+                param_hint="--candidate",
+            )
+    if not parsed and not ensembles:
+        raise click.UsageError("name at least one --candidate or --combine")
+    torch.set_num_threads(threads)
+    base = TrainConfig(folds=folds, epochs=epochs, seed=seed, cap=cap)
+    if parsed:
+        with missing_data_is_an_error():
+            fleet = load_cmapss(data, subset, "train")
+        inputs, conditions = cmapss_inputs(fleet)
+
+    def progress(kind: str, epoch: int, total: int, tr: float, val: float, secs: float) -> None:
+        click.echo(
+            f"  {kind} epoch {epoch}/{total} held-out RMSE {val:.2f} ({secs:.1f}s)", err=True
+        )
+
+    for candidate in parsed:
+        click.echo(f"screening {candidate.name} ({folds} folds x {epochs} epochs)", err=True)
+        result = screening.screen(fleet, inputs, conditions, candidate, base, jobs=jobs,
+                                  on_epoch=progress)  # fmt: skip
+        screening.save(result, out)
+        keep = ("name", "oof_rmse", "train_seconds", "folds", "epochs", "first_cycle")
+        click.echo(json.dumps({k: result[k] for k in keep}))
+    for names in ensembles:
+        try:
+            results = [screening.load(out, name.strip()) for name in names.split(",")]
+        except FileNotFoundError as err:
+            raise click.BadParameter(
+                f"not screened: {err.filename}", param_hint="--combine"
+            ) from None
+        try:
+            click.echo(json.dumps(screening.combine(results, cap)))
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--combine") from None
 
 
 @click.command("evaluate")
@@ -394,15 +476,20 @@ def bench_inference(
 )
 @click.option("--rate", default=1000.0, show_default=True, help="Offered records/s for latency.")
 @click.option("--seconds", default=20.0, show_default=True, help="Length of the latency phase.")
+@click.option(
+    "--ceiling", is_flag=True,
+    help="Replace the model's members by one near-free network: the agent's own limit.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def bench_rul(
-    models_dir: Path | None, records: int, rate: float, seconds: float, as_json: bool
-) -> None:
+    models_dir: Path | None, records: int, rate: float, seconds: float, ceiling: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
     """Streaming predictions/s and feature-to-prediction latency on a private broker."""
     from streamapp.rul.serving.bench import bench_rul as run_bench_rul
 
     try:
-        result = run_bench_rul(_models_dir(models_dir), records, rate, seconds)
+        result = run_bench_rul(_models_dir(models_dir), records, rate, seconds, ceiling)
     except RuntimeError as err:
         raise click.ClickException(str(err)) from None
     if as_json:

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from streamapp.cli.rul import bench_inference, evaluate, models, train
+from streamapp.cli.rul import bench_inference, evaluate, models, screen, train
 from streamapp.rul.training.artifacts import load_active
 from streamapp.rul.training.data import INFORMATIVE_SENSORS, load_cmapss
 from streamapp.rul.training.train import TrainConfig
@@ -14,7 +14,7 @@ from tests.rul.synthetic import write_cmapss
 
 def _cli() -> click.Group:
     group = click.Group("streamapp")
-    for command in (train, evaluate, models):
+    for command in (train, evaluate, models, screen):
         group.add_command(command)
     bench = click.Group("bench")
     bench.add_command(bench_inference)
@@ -53,6 +53,10 @@ def test_train_evaluate_smoke(tmp_path: Path) -> None:
         assert 0 <= row["coverage"] <= 1
     for name in ("report.md", "pred_vs_true.png", "error_hist.png", "engine_life.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+    card = (tmp_path / "report" / "report.md").read_text()
+    for heading in ("## Model card", "### Data", "### Recipe", "### What decided each choice"):
+        assert heading in card
+    assert "| nothing | the test set: scored once, after every choice |" in card
 
     listing = runner.invoke(cli, ["models", "list", "--models-dir", str(out)])
     assert listing.output.startswith("turbofan:\n") and f"* {version}" in listing.output
@@ -144,3 +148,33 @@ def test_train_cross_fits_from_the_command_line(tmp_path: Path) -> None:
     ens = load_active(out / "turbofan")
     assert ens.hparams["gru"]["replicas"] == 2
     assert ens.metrics["engines"]["total"] == 6
+
+
+def test_screen_scores_candidates_on_the_same_rows_and_combines_them(tmp_path: Path) -> None:
+    data = write_cmapss(tmp_path / "data")
+    out = tmp_path / "screening"
+    runner = CliRunner()
+    cli = _cli()
+    result = runner.invoke(
+        cli,
+        ["screen", "--data", str(data), "--candidate", "cnn:8:zscore", "--candidate",
+         "gru:12:minmax:0.3", "--folds", "2", "--epochs", "1", "--jobs", "1", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["name"] for line in lines] == ["cnn-w8-zscore-s0", "gru-w12-minmax-s0.3"]
+    assert all(line["oof_rmse"] > 0 and line["folds"] == 2 for line in lines)
+    combined = runner.invoke(
+        cli, ["screen", "--data", str(data), "--combine", "cnn-w8-zscore-s0,gru-w12-minmax-s0.3",
+              "--out", str(out)],
+    )  # fmt: skip
+    assert combined.exit_code == 0, combined.output
+    ensemble = json.loads(combined.stdout)
+    assert ensemble["members"] == ["cnn-w8-zscore-s0", "gru-w12-minmax-s0.3"]
+    assert ensemble["oof_rmse"] <= max(line["oof_rmse"] for line in lines)
+    missing = runner.invoke(
+        cli, ["screen", "--data", str(data), "--combine", "nope", "--out", str(out)]
+    )
+    assert missing.exit_code != 0 and "not screened" in missing.output
+    bad = runner.invoke(cli, ["screen", "--data", str(data), "--candidate", "rnn:30"])
+    assert bad.exit_code != 0 and "kind one of" in bad.output

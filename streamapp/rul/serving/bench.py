@@ -9,6 +9,9 @@ of simulated assets whose features sit around the model's training means. Two ph
   batches, as after a backlog). `predictions_per_cpu_s` divides N by the CPU time the
   process used meanwhile (all threads), a figure that other load on a shared machine
   distorts much less;
+* with `ceiling`, the active model's members are replaced by one network of a few
+  parameters (same inputs, window, intervals and record path): what is left is the
+  agent's own cost, the most predictions/s any model could have on this machine;
 * latency: records are then offered at a fixed rate (1,000/s by default) for a while;
   each prediction's Kafka timestamp (set when it is published) minus its feature
   record's timestamp gives p50 and p99. The paced producer shares the bench's event
@@ -41,7 +44,10 @@ from streamapp.bench.harness import (
 )
 from streamapp.contracts.codec import format_ts, parse_ts
 from streamapp.rul.serving.agent import register
-from streamapp.rul.serving.ensemble import Ensemble
+from streamapp.rul.serving.ensemble import Ensemble, MemberInput
+from streamapp.rul.training.artifacts import activate, class_folder, load_active, save_ensemble
+from streamapp.rul.training.conformal import Conformal
+from streamapp.rul.training.networks import build_model
 from streamapp.runtime.clients import consume
 from streamapp.settings import Settings
 from streamapp.sim.pacing import send_paced
@@ -169,11 +175,45 @@ async def run_bench(
     }
 
 
-def bench_rul(models_dir: Path, records: int, rate: float, seconds: float) -> dict[str, Any]:
+#: The stand-in member of a ceiling run: a CNN of one filter of width 1 and one hidden unit.
+CEILING_MEMBER = {"channels": 1, "layers": 1, "kernel": 1, "hidden": 1, "dropout": 0.0}
+
+
+def ceiling_models(models_dir: Path, out: Path) -> Path:
+    """A models directory whose active turbofan model is the active one with its members
+    replaced by one near-free network (`CEILING_MEMBER`): a ceiling run measures the agent."""
+    active = load_active(class_folder(models_dir, BENCH_CLASS))
+    params = {**CEILING_MEMBER, "window": active.window}
+    network = build_model("cnn", len(active.scaler.input_names), params).eval()
+    ceiling = Ensemble(
+        version="",
+        models={"cnn": network},
+        weights={"cnn": 1.0},
+        scaler=active.scaler,
+        window=active.window,
+        cap=active.cap,
+        conformal=Conformal("absolute", active.conformal.level, 0.0, active.conformal.scores),
+        member_conformal={"cnn": next(iter(active.member_conformal.values()))},
+        hparams={"cnn": params},
+        metrics={"subset": "ceiling", "ceiling_of": active.version},
+        inputs={"cnn": MemberInput(active.window, active.scaler)},
+    )
+    folder = class_folder(out, BENCH_CLASS)
+    saved = save_ensemble(ceiling, folder)
+    activate(folder, saved.name)
+    return out
+
+
+def bench_rul(
+    models_dir: Path, records: int, rate: float, seconds: float, ceiling: bool = False
+) -> dict[str, Any]:
     """Start a private embedded broker, run both phases, stop the broker."""
     with private_broker("rul") as (broker, state):
+        if ceiling:
+            models_dir = ceiling_models(models_dir, state / "ceiling-models")
         settings = bench_settings(broker.bootstrap, "rul", models_dir=models_dir)
         return {
             "broker": broker_label(broker),
+            "ceiling": ceiling,
             **asyncio.run(run_bench(settings, state / "faust", records, rate, seconds)),
         }

@@ -12,7 +12,7 @@ from torch import nn
 
 from streamapp.contracts.predictions import estimate_fields
 from streamapp.rul.training.conformal import Conformal
-from streamapp.rul.training.data import Scaler, build_window, pad_window
+from streamapp.rul.training.data import Scaler, build_window, pad_window, smooth
 
 #: Batch sizes above this are padded to a multiple of it; smaller ones to a power of two.
 SHAPE_STEP = 64
@@ -72,12 +72,18 @@ class EnsemblePrediction:
 @dataclass(frozen=True)
 class MemberInput:
     """What one member reads: the last `window` rows of the ensemble's window, normalised
-    by `scaler`. Members may differ: the CNN, whose head sees every position, reads a
-    longer, z-scored history than the recurrent and TCN members (docs/models.md, "How the
-    recipe was chosen")."""
+    by `scaler`, then exponentially smoothed with `smoothing` (0: not smoothed). Members
+    may differ: the CNN, whose head sees every position, reads a longer, z-scored history
+    than the recurrent and TCN members (docs/models.md, "How the recipe was chosen")."""
 
     window: int
     scaler: Scaler
+    smoothing: float = 0.0
+
+    def tensor(self, batch: np.ndarray) -> torch.Tensor:
+        """The network input for raw (B, >= window, F) windows."""
+        scaled = self.scaler.transform(batch[:, -self.window :])
+        return torch.from_numpy(smooth(scaled, self.smoothing))
 
 
 @dataclass
@@ -107,13 +113,13 @@ class Ensemble:
     def member_tensors(self, batch: np.ndarray) -> dict[str, torch.Tensor]:
         """Each member's normalised network input for raw (B, window, F) windows (a view
         shared by members that read the same one is computed once)."""
-        views: dict[tuple[int, int], torch.Tensor] = {}
+        views: dict[tuple[int, int, float], torch.Tensor] = {}
         tensors = {}
         for name in self.models:
             view = self.input_of(name)
-            key = (view.window, id(view.scaler))
+            key = (view.window, id(view.scaler), view.smoothing)
             if key not in views:
-                views[key] = torch.from_numpy(view.scaler.transform(batch[:, -view.window :]))
+                views[key] = view.tensor(batch)
             tensors[name] = views[key]
         return tensors
 
@@ -171,7 +177,7 @@ class Ensemble:
         """Ensemble RUL with conformal interval for raw, unscaled (B, window, F) windows."""
         scores = self.member_predictions(batch, pool)
         rul, spread = self.combine(scores)
-        half = self.conformal.half_width(spread, level)
+        half = self.conformal.half_width(spread, level, rul)
         return EnsemblePrediction(
             rul=rul,
             lower=np.maximum(rul - half, 0.0),

@@ -145,7 +145,11 @@ def save_ensemble(ens: Ensemble, models_dir: Path | str, version: str | None = N
             "hparams": ens.hparams,
             "scaler": ens.scaler.to_dict(),
             "inputs": {
-                name: {"window": view.window, "scaler": view.scaler.to_dict()}
+                name: {
+                    "window": view.window,
+                    "scaler": view.scaler.to_dict(),
+                    "smoothing": view.smoothing,
+                }
                 for name, view in ens.inputs.items()
             },
         }
@@ -230,7 +234,11 @@ def load_ensemble(path: Path | str) -> Ensemble:
             hparams=meta["hparams"],
             metrics=json.loads(files["metrics.json"]),
             inputs={
-                name: MemberInput(int(view["window"]), Scaler.from_dict(view["scaler"]))
+                name: MemberInput(
+                    int(view["window"]),
+                    Scaler.from_dict(view["scaler"]),
+                    float(view.get("smoothing", 0.0)),
+                )
                 for name, view in meta.get("inputs", {}).items()
             },
         )

@@ -269,6 +269,23 @@ class Scaler:
         )
 
 
+def smooth(windows: np.ndarray, alpha: float) -> np.ndarray:
+    """Exponential smoothing along each window's time axis (..., T, F), from its first row.
+
+    y_0 = x_0, y_t = alpha * x_t + (1 - alpha) * y_(t-1); alpha 0 (or 1) leaves the input
+    as it is. Each window is smoothed from its own first row, never from rows before it,
+    so a prediction depends on its window alone: a stream and an offline replay agree.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"smoothing must be in [0, 1], not {alpha}")
+    if alpha in (0.0, 1.0):
+        return windows
+    out = np.array(windows, copy=True)
+    for t in range(1, out.shape[-2]):
+        out[..., t, :] = alpha * out[..., t, :] + (1.0 - alpha) * out[..., t - 1, :]
+    return out
+
+
 def _front_pad(seq: np.ndarray, length: int) -> np.ndarray:
     """THE padding rule for short sequences: repeat the first row in front up to `length` rows.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -146,9 +147,75 @@ def write_report(ens: Ensemble, test: Fleet, result: dict[str, Any], out: Path |
         "",
         "![one engine over its life](engine_life.png)",
         "",
+        *model_card(ens),
     ]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     return out / "report.md"
+
+
+LIMITS = [
+    "Trained and scored on one C-MAPSS subset: other operating conditions and fault modes "
+    "need their own training run (multi-condition data is normalised per condition).",
+    "RUL is capped (piecewise-linear target): beyond the cap the model says only "
+    "'healthy', and the test protocol caps the truth the same way.",
+    "Intervals cover at their level on average over engines like the calibration engines "
+    "(split conformal), not for every single engine, and not under a shift in the fleet.",
+    "A history shorter than a member's window is front-padded with its first row; the "
+    "first predictions of a new asset are the least informed.",
+]
+
+
+def model_card(ens: Ensemble) -> list[str]:
+    """The model card's Markdown lines: data, recipe, what decided each choice, limits."""
+    m = ens.metrics
+    cfg = m.get("config", {})
+    members = m.get("members", {})
+    lines = ["## Model card", "", "### Data", ""]
+    subset = str(m.get("subset", "unknown")).upper()
+    engines = m.get("engines", {})
+    windows = m.get("windows", {})
+    lines.append(
+        f"Training data: {subset}, engines {json.dumps(engines)}, windows {json.dumps(windows)}. "
+        "The test engines are scored by this report only."
+    )
+    lines += ["", "### Recipe", "", "| member | input | parameters | epochs | weight |"]
+    lines.append("|---|---|---:|---|---:|")
+    for name, model in ens.models.items():
+        view = ens.input_of(name)
+        scaling = cfg.get("inputs", {}).get(name, {}).get("scaling", cfg.get("scaling", "?"))
+        epochs = members.get(name, {}).get("best_epoch", cfg.get("epochs", ""))
+        lines.append(
+            f"| {name} | {view.window} rows, {scaling}, smoothing {view.smoothing:g} "
+            f"| {count_params(model):,} | {epochs} | {ens.weights[name]:.3f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Adam (lr {cfg.get('lr', '?')}), batch {cfg.get('batch_size', '?')}, MSE on RUL / "
+        f"{ens.cap:g}, weight EMA {cfg.get('ema', '?')}, seed {cfg.get('seed', '?')}; "
+        f"{m.get('train_seconds', 0):.0f} s of training on {m.get('jobs', '?')} processes."
+    )
+    weighting = m.get("weighting", {})
+    modes = m.get("conformal_modes", {})
+    lines += ["", "### What decided each choice", "", "| choice | decided by |", "|---|---|"]
+    lines.append(
+        "| members, windows, scaling, smoothing | out-of-fold screening over the training "
+        "engines (`streamapp screen`; docs/models.md) |"
+    )
+    lines.append("| epochs per member | early stopping on the validation engines |")
+    if weighting:
+        scored = ", ".join(f"{k} {v:.2f}" for k, v in weighting.get("val_rmse", {}).items())
+        lines.append(f"| weights: {weighting.get('scheme')} | validation RMSE ({scored}) |")
+    if modes:
+        scored = ", ".join(
+            f"{k} {v.get('val_interval_score', float('nan')):.1f}" for k, v in modes.items()
+        )
+        lines.append(
+            f"| intervals: {ens.conformal.mode} | validation interval score ({scored}); "
+            "calibrated on engines never trained on |"
+        )
+    lines.append("| nothing | the test set: scored once, after every choice |")
+    lines += ["", "### Limits", "", *(f"* {limit}" for limit in LIMITS), ""]
+    return lines
 
 
 def bench_inference(

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-MODEL_KINDS = ("lstm", "gru", "tcn", "cnn")
+MODEL_KINDS = ("lstm", "gru", "tcn", "cnn", "attn")
 
 
 class RecurrentRUL(nn.Module):
@@ -120,6 +120,40 @@ class ConvRUL(nn.Module):
         return self.head(self.convs(x.transpose(1, 2))).squeeze(-1)
 
 
+class AttentionRUL(nn.Module):
+    """A small transformer encoder over the window (after DAST and STAR): every step
+    attends to every other, so a trend that starts anywhere in the window is read
+    directly instead of through a recurrence. Learned position embeddings; the mean over
+    the steps feeds the head.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        window: int = 30,
+        dim: int = 32,
+        heads: int = 4,
+        layers: int = 2,
+        feedforward: int = 64,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.inp = nn.Linear(n_features, dim)
+        self.position = nn.Parameter(torch.zeros(1, window, dim))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, feedforward, dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, 32), nn.ReLU(), nn.Linear(32, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.inp(x) + self.position)
+        return self.head(h.mean(dim=1)).squeeze(-1)
+
+
 class Averaged(nn.Module):
     """Mean output of replicas of one architecture (the cross-fitted fold models)."""
 
@@ -136,6 +170,7 @@ DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
     "gru": {"hidden": 48, "layers": 2, "dropout": 0.3},
     "tcn": {"channels": 32, "kernel": 3, "dilations": [1, 2, 4, 8], "dropout": 0.2},
     "cnn": {"window": 30, "channels": 10, "layers": 4, "kernel": 10, "hidden": 100, "dropout": 0.5},
+    "attn": {"window": 30, "dim": 32, "heads": 4, "layers": 2, "feedforward": 64, "dropout": 0.1},
 }
 
 
@@ -151,6 +186,8 @@ def build_model(kind: str, n_features: int, hparams: dict[str, Any] | None = Non
         return RecurrentRUL(kind, n_features, **params)
     if kind == "cnn":
         return ConvRUL(n_features, **params)
+    if kind == "attn":
+        return AttentionRUL(n_features, **params)
     params["dilations"] = tuple(params["dilations"])
     return TCNRUL(n_features, **params)
 

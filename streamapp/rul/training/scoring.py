@@ -21,3 +21,16 @@ def coverage(lower: np.ndarray, upper: np.ndarray, true: np.ndarray) -> float:
     """Fraction of true values inside [lower, upper]."""
     true = np.asarray(true)
     return float(np.mean((true >= lower) & (true <= upper)))
+
+
+def interval_score(lower: np.ndarray, upper: np.ndarray, true: np.ndarray, level: float) -> float:
+    """Mean interval (Winkler) score: width plus 2 / (1 - level) times each miss's distance.
+
+    A proper scoring rule for central intervals at `level`: lower is better, and neither a
+    narrow interval that misses nor a wide one that always covers can game it.
+    """
+    true = np.asarray(true, dtype=np.float64)
+    penalty = 2.0 / (1.0 - level)
+    below = np.maximum(lower - true, 0.0)
+    above = np.maximum(true - upper, 0.0)
+    return float(np.mean(upper - lower + penalty * (below + above)))

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from streamapp.rul.serving.ensemble import Ensemble, MemberInput
-from streamapp.rul.training.conformal import Conformal
+from streamapp.rul.training.conformal import MODES, Conformal
 from streamapp.rul.training.data import (
     DEFAULT_CAP,
     DEFAULT_WINDOW,
@@ -62,7 +62,7 @@ from streamapp.rul.training.networks import (
     build_model,
     count_params,
 )
-from streamapp.rul.training.scoring import coverage, rmse
+from streamapp.rul.training.scoring import coverage, interval_score, rmse
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class TrainConfig:
     folds: int = 0
     seeds: int = 1
     scaling: str = "minmax"
+    smoothing: float = 0.0
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(MEMBER_INPUTS))
 
@@ -101,13 +102,17 @@ class TrainConfig:
 # sees where in the window a trend starts, does best on twice the window (60 rows), z-scored.
 MEMBER_INPUTS: dict[str, dict[str, Any]] = {"cnn": {"window_factor": 2, "scaling": "zscore"}}
 
-View = tuple[int, str]  # (window, scaling): the input a member reads
+View = tuple[int, str, float]  # (window, scaling, smoothing): the input a member reads
 
 
 def member_view(kind: str, cfg: TrainConfig) -> View:
-    """The window and scaling of a member's input (its own, or the run's)."""
+    """The window, scaling and smoothing of a member's input (its own, or the run's)."""
     own = cfg.inputs.get(kind, {})
-    return cfg.window * int(own.get("window_factor", 1)), str(own.get("scaling", cfg.scaling))
+    return (
+        cfg.window * int(own.get("window_factor", 1)),
+        str(own.get("scaling", cfg.scaling)),
+        float(own.get("smoothing", cfg.smoothing)),
+    )
 
 
 def fit_scalers(
@@ -121,7 +126,7 @@ def fit_scalers(
 def member_hparams(kind: str, cfg: TrainConfig) -> dict[str, Any]:
     """A member's network hyper-parameters (the CNN's flatten layer needs the window length)."""
     params = dict(cfg.hparams.get(kind, DEFAULT_HPARAMS[kind]))
-    if kind == "cnn":
+    if "window" in params:  # layers sized by the input length (CNN flatten, positions)
         params["window"] = member_view(kind, cfg)[0]
     return params
 
@@ -350,7 +355,7 @@ def _split_task(
     return {**out, "model": model, "info": info}
 
 
-def _fold_task(
+def fold_task(
     data: dict[str, Any], task: Task, cfg: TrainConfig, on_epoch: EpochCallback | None
 ) -> dict[str, Any]:
     """One cross-fit network: trained on every fold but `k` for a fixed epoch count."""
@@ -403,12 +408,12 @@ def train_ensemble(
     # validation and calibration score the cycles with a full `cfg.window` of history.
     views: dict[View, dict[str, torch.Tensor]] = {}
     for view, scaler in scalers.items():
-        x_fit, y_fit = _view_tensors(fleet.subset(fit_idx), view, scaler, 1, cfg.cap)
-        x_val, y_val = _view_tensors(fleet.subset(val_idx), view, scaler, cfg.window, cfg.cap)
-        x_cal, y_cal = _view_tensors(fleet.subset(cal_idx), view, scaler, cfg.window, cfg.cap)
+        x_fit, y_fit = view_tensors(fleet.subset(fit_idx), view, scaler, 1, cfg.cap)
+        x_val, y_val = view_tensors(fleet.subset(val_idx), view, scaler, cfg.window, cfg.cap)
+        x_cal, y_cal = view_tensors(fleet.subset(cal_idx), view, scaler, cfg.window, cfg.cap)
         views[view] = {"fit": x_fit, "val": x_val, "cal": x_cal}
         if cfg.refit:
-            x_more, y_more = _view_tensors(fleet.subset(val_idx), view, scaler, 1, cfg.cap)
+            x_more, y_more = view_tensors(fleet.subset(val_idx), view, scaler, 1, cfg.cap)
             views[view]["all"] = torch.cat([x_fit, x_more])
     data: dict[str, Any] = {"views": views, "y_fit": target(y_fit), "y_val": y_val}
     if cfg.refit:
@@ -447,17 +452,18 @@ def train_ensemble(
     val_spread = np.stack(list(val_scores.values())).std(axis=0)
     cal_pred = sum(weighting["weights"][k] * v for k, v in cal_first.items())
     cal_spread = np.stack(list(cal_first.values())).std(axis=0)
-    for mode in ("absolute", "normalized"):
+    for mode in MODES:
         conf = Conformal.calibrate(cal_pred, cal_spread, y_cal, mode, cfg.level)
-        half = conf.half_width(val_spread)
+        half = conf.half_width(val_spread, pred=val_pred)
         lo, hi = np.maximum(val_pred - half, 0), val_pred + half
         modes[mode] = {
             "val_coverage": coverage(lo, hi, y_val),
             "val_mean_width": float(np.mean(hi - lo)),
+            "val_interval_score": interval_score(lo, hi, y_val, cfg.level),
         }
-    # Normalised intervals adapt to disagreement; keep them only if they are narrower on
-    # validation at the calibrated level (both figures are recorded in the metrics).
-    mode = min(modes, key=lambda m: modes[m]["val_mean_width"])
+    # The mode with the best validation interval score (width plus misses; every figure
+    # is recorded in the metrics): narrowness alone would reward under-covering.
+    mode = min(modes, key=lambda m: modes[m]["val_interval_score"])
 
     hparams = {k: member_hparams(k, cfg) for k in models}
     if cfg.seeds > 1:
@@ -490,12 +496,12 @@ def train_ensemble(
     return ens
 
 
-def _view_tensors(
+def view_tensors(
     fleet: Fleet, view: View, scaler: Scaler, min_length: int, cap: float
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised windows of one input view for every cycle >= min_length, and capped RUL."""
     x, y, _ = fleet_windows(fleet, view[0], min_length)
-    return torch.from_numpy(scaler.transform(x)), rul_labels(y, cap)
+    return MemberInput(view[0], scaler, view[2]).tensor(x), rul_labels(y, cap)
 
 
 def _calibrated_ensemble(
@@ -510,7 +516,10 @@ def _calibrated_ensemble(
 ) -> Ensemble:
     """The ensemble with its interval (in `mode`) and each member's (absolute) calibrated on
     `scores`, the members' predictions for engines none of them trained on."""
-    inputs = {k: MemberInput(member_view(k, cfg)[0], scalers[member_view(k, cfg)]) for k in models}
+    inputs = {
+        k: MemberInput(member_view(k, cfg)[0], scalers[member_view(k, cfg)], member_view(k, cfg)[2])
+        for k in models
+    }
     ens = Ensemble(
         version="",
         models=dict(models),
@@ -557,9 +566,9 @@ def _train_cross_fit(
     fleet = fleet.columns(next(iter(scalers.values())).feature_names)
     views = {
         view: {
-            "train": [_view_tensors(fleet.subset(f), view, scaler, 1, cfg.cap) for f in folds],
+            "train": [view_tensors(fleet.subset(f), view, scaler, 1, cfg.cap) for f in folds],
             "held_out": [
-                _view_tensors(fleet.subset(f), view, scaler, cfg.window, cfg.cap) for f in folds
+                view_tensors(fleet.subset(f), view, scaler, cfg.window, cfg.cap) for f in folds
             ],
         }
         for view, scaler in scalers.items()
@@ -568,7 +577,7 @@ def _train_cross_fit(
     first = next(iter(views.values()))
     y_oof = np.concatenate([y for _, y in first["held_out"]])
     tasks = [(kind, k) for kind in cfg.models for k in range(cfg.folds)]
-    results = dict(zip(tasks, run_tasks(_fold_task, tasks, data, cfg, jobs, on_epoch), strict=True))
+    results = dict(zip(tasks, run_tasks(fold_task, tasks, data, cfg, jobs, on_epoch), strict=True))
     models, member_metrics, oof = {}, {}, {}
     for kind in cfg.models:
         runs = [results[(kind, k)] for k in range(cfg.folds)]

@@ -30,7 +30,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ensemble, Path]:
     data = write_cmapss(tmp_path_factory.mktemp("data"))
     fleet = load_cmapss(data, "FD001")
     inputs, conditions = cmapss_inputs(fleet)
-    cfg = TrainConfig(epochs=1, window=10, folds=0, val_frac=0.2, cal_frac=0.3, batch_size=64)
+    cfg = TrainConfig(
+        epochs=1, window=10, folds=0, val_frac=0.2, cal_frac=0.3, batch_size=64, smoothing=0.4
+    )
     return train_ensemble(fleet, inputs, conditions, cfg), data
 
 
@@ -46,6 +48,7 @@ def test_save_load_roundtrip(trained: tuple[Ensemble, Path], tmp_path: Path) -> 
     for name in ens.models:
         view, saved = loaded.input_of(name), ens.input_of(name)
         assert view.window == saved.window == (20 if name == "cnn" else 10)
+        assert view.smoothing == saved.smoothing == 0.4
         assert np.array_equal(view.scaler.mean, saved.scaler.mean)
     assert not np.array_equal(loaded.input_of("cnn").scaler.std, loaded.input_of("gru").scaler.std)
     fleet = load_cmapss(data, "FD001", "test").columns(ens.feature_names)

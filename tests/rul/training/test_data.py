@@ -17,6 +17,7 @@ from streamapp.rul.training.data import (
     pad_window,
     rul_labels,
     sequence_windows,
+    smooth,
     split_engines,
 )
 from tests.rul.synthetic import write_cmapss
@@ -177,3 +178,16 @@ def test_feature_records_loader(tmp_path: Path) -> None:
     assert load_feature_records(path).feature_names == ["kurt", "rms"]
     with pytest.raises(ValueError, match="asset B: missing feature temp"):
         load_feature_records(path, ["rms", "temp"])
+
+
+def test_smoothing_is_exponential_along_time_from_each_windows_first_row() -> None:
+    windows = np.array([[[1.0, 0.0], [3.0, 2.0], [3.0, 4.0]]])  # (1 window, 3 rows, 2 features)
+    out = smooth(windows, 0.5)
+    assert np.allclose(out[0], [[1.0, 0.0], [2.0, 1.0], [2.5, 2.5]])
+    assert np.array_equal(windows[0, 1], [3.0, 2.0])  # the input is not changed
+    assert smooth(windows, 0.0) is windows
+    # A window's smoothed rows depend on it alone, not on rows before it.
+    longer = np.concatenate([np.full((1, 4, 2), 9.0), windows], axis=1)
+    assert np.allclose(smooth(longer[:, -3:], 0.5), out)
+    with pytest.raises(ValueError, match="smoothing"):
+        smooth(windows, 1.5)

@@ -7,7 +7,8 @@ from streamapp.rul.training.networks import DEFAULT_HPARAMS, MODEL_KINDS, build_
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 @pytest.mark.parametrize(("batch", "window"), [(1, 30), (7, 30), (3, 5)])
 def test_output_shape(kind: str, batch: int, window: int) -> None:
-    hparams = {**DEFAULT_HPARAMS[kind], "window": window} if kind == "cnn" else None
+    sized = "window" in DEFAULT_HPARAMS[kind]
+    hparams = {**DEFAULT_HPARAMS[kind], "window": window} if sized else None
     model = build_model(kind, 14, hparams).eval()
     out = model(torch.randn(batch, window, 14))
     assert out.shape == (batch,)
