@@ -3,6 +3,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 from click.testing import CliRunner
 
 from streamapp.cli.rul import bench_inference, evaluate, models, screen, train
@@ -158,11 +159,16 @@ def test_screen_scores_candidates_on_the_same_rows_and_combines_them(tmp_path: P
     result = runner.invoke(
         cli,
         ["screen", "--data", str(data), "--candidate", "cnn:8:zscore", "--candidate",
-         "gru:12:minmax:0.3", "--folds", "2", "--epochs", "1", "--jobs", "1", "--out", str(out)],
+         "gru:12:minmax:0.3", "--candidate", "cnn:8:zscore:0:2", "--folds", "2", "--epochs", "1",
+         "--jobs", "1", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["name"] for line in lines] == ["cnn-w8-zscore-s0", "gru-w12-minmax-s0.3"]
+    names = [line["name"] for line in lines]
+    assert names == ["cnn-w8-zscore-s0", "gru-w12-minmax-s0.3", "cnn-w8-zscore-s0-r2"]
+    # Two seeds per fold, averaged: not the single network's predictions.
+    single, pair = (np.load(out / f"{n}.npz")["pred"] for n in (names[0], names[2]))
+    assert single.shape == pair.shape and not np.array_equal(single, pair)
     assert all(line["oof_rmse"] > 0 and line["folds"] == 2 for line in lines)
     combined = runner.invoke(
         cli, ["screen", "--data", str(data), "--combine", "cnn-w8-zscore-s0,gru-w12-minmax-s0.3",

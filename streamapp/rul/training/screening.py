@@ -13,7 +13,7 @@ those files, weights included, without training again.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ import numpy as np
 from streamapp.rul.training.data import DEFAULT_CAP, DEFAULT_WINDOW, Fleet, fold_engines
 from streamapp.rul.training.scoring import rmse
 from streamapp.rul.training.train import (
+    SEED_STRIDE,
     EpochCallback,
+    Task,
     TrainConfig,
     choose_weights,
     fit_scalers,
@@ -45,20 +47,28 @@ class Candidate:
     window: int
     scaling: str = "minmax"
     smoothing: float = 0.0
+    replicas: int = 1
 
     @property
     def name(self) -> str:
-        return f"{self.kind}-w{self.window}-{self.scaling}-s{self.smoothing:g}"
+        name = f"{self.kind}-w{self.window}-{self.scaling}-s{self.smoothing:g}"
+        return f"{name}-r{self.replicas}" if self.replicas > 1 else name
 
     @classmethod
     def parse(cls, text: str) -> Candidate:
-        """`kind:window[:scaling[:smoothing]]`, e.g. `gru:30:minmax:0.3`."""
+        """`kind:window[:scaling[:smoothing[:replicas]]]`, e.g. `gru:30:minmax:0.3` or
+        `cnn:60:zscore:0.3:3` (the average of 3 networks of different seeds, as `--seeds`)."""
         parts = text.split(":")
-        if not 2 <= len(parts) <= 4:
-            raise ValueError(f"candidate {text!r}: expected kind:window[:scaling[:smoothing]]")
+        if not 2 <= len(parts) <= 5:
+            raise ValueError(
+                f"candidate {text!r}: expected kind:window[:scaling[:smoothing[:replicas]]]"
+            )
         scaling = parts[2] if len(parts) > 2 else "minmax"
         smoothing = float(parts[3]) if len(parts) > 3 else 0.0
-        return cls(parts[0], int(parts[1]), scaling, smoothing)
+        replicas = int(parts[4]) if len(parts) > 4 else 1
+        if replicas < 1:
+            raise ValueError(f"candidate {text!r}: replicas must be >= 1")
+        return cls(parts[0], int(parts[1]), scaling, smoothing, replicas)
 
     def config(self, base: TrainConfig) -> TrainConfig:
         """The training configuration of this candidate alone (no per-member overrides)."""
@@ -87,9 +97,14 @@ def screen(
     train = [view_tensors(fleet.subset(f), view, scaler, 1, cfg.cap) for f in folds]
     held = [view_tensors(fleet.subset(f), view, scaler, first_cycle, cfg.cap) for f in folds]
     data = {"views": {view: {"train": train, "held_out": held}}}
-    tasks = [(candidate.kind, k) for k in range(cfg.folds)]
-    results = run_tasks(fold_task, tasks, data, cfg, jobs, on_epoch)
-    pred = np.concatenate([r["held_out"] for r in results])
+    # Task index r * folds + k: replica r of fold k (replica 0 is the single network).
+    tasks = [(candidate.kind, i) for i in range(cfg.folds * candidate.replicas)]
+    results = run_tasks(replica_fold_task, tasks, data, cfg, jobs, on_epoch)
+    by_fold = [
+        np.mean([results[r * cfg.folds + k]["held_out"] for r in range(candidate.replicas)], axis=0)
+        for k in range(cfg.folds)
+    ]
+    pred = np.concatenate(by_fold)
     true = np.concatenate([y for _, y in held])
     engines = np.concatenate(
         [np.repeat(f, [max(0, len(fleet.series[i]) - first_cycle + 1) for i in f]) for f in folds]
@@ -107,6 +122,16 @@ def screen(
         "true": true,
         "engine": engines,
     }
+
+
+def replica_fold_task(
+    data: dict[str, Any], task: Task, cfg: TrainConfig, on_epoch: EpochCallback | None
+) -> dict[str, Any]:
+    """Replica r of fold k's network: the fold's split, the r-th replica's seed (`--seeds`)."""
+    kind, index = task
+    replica, fold = divmod(index, cfg.folds)
+    seeded = replace(cfg, seed=cfg.seed + SEED_STRIDE * replica)
+    return fold_task(data, (kind, fold), seeded, on_epoch)
 
 
 def save(result: dict[str, Any], out: Path) -> Path:

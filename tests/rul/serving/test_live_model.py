@@ -61,9 +61,10 @@ def test_a_tampered_artifact_of_one_class_leaves_every_class_serving(tmp_path: P
     # A new version for `rotating` whose weights were altered after the manifest.
     tampered = tmp_path / "rotating" / "tampered-v2"
     shutil.copytree(tmp_path / "rotating" / VERSION, tampered)
-    weights = bytearray((tampered / "lstm.pt").read_bytes())
+    member = next(tampered.glob("*.pt"))
+    weights = bytearray(member.read_bytes())
     weights[len(weights) // 2] ^= 0xFF
-    (tampered / "lstm.pt").write_bytes(bytes(weights))
+    member.write_bytes(bytes(weights))
     (tmp_path / "rotating" / ACTIVE).write_text("tampered-v2\n")
     asyncio.run(live.refresh())
     after = live.ensembles()
