@@ -348,9 +348,9 @@ class Settings(BaseSettings):
     rul_inference_threads: int = Field(
         2,
         ge=1,
-        description="Threads running the ensemble's member networks at the same time "
-        "(each with TORCH_THREADS intra-op threads; 2 x 1 uses both cores of a 2-core box "
-        "without torch's spinning intra-op barriers).",
+        description="Threads running pieces of an inference (each member's 128-row slices) "
+        "at the same time (each with TORCH_THREADS intra-op threads; 2 x 1 uses both cores "
+        "of a 2-core box without torch's spinning intra-op barriers).",
     )
 
     @field_validator("kafka_jars_cache", mode="after")

@@ -141,8 +141,10 @@ class Ensemble:
     ) -> dict[str, np.ndarray]:
         """Each model's RUL for raw (B, window, F) windows, clipped to [0, cap].
 
-        With a `pool`, the members run in its threads at the same time (torch releases the
-        GIL inside each network's forward pass); the numbers are the same either way.
+        With a `pool`, the pieces (each member's slices of `FORWARD_ROWS` rows) run in its
+        threads at the same time (torch releases the GIL inside a forward pass), so every
+        thread is busy whatever the number and cost of the members; the numbers are the
+        same either way, since rows never mix.
         """
         batch = np.asarray(batch)
         if batch.ndim != 3 or batch.shape[1:] != (self.window, len(self.feature_names)):
@@ -154,16 +156,25 @@ class Ensemble:
         if padding:
             batch = np.pad(batch, ((0, padding), (0, 0), (0, 0)), mode="edge")
         tensors = self.member_tensors(batch)
+        pieces = [
+            (name, part)
+            for name in self.models
+            for part in torch.split(tensors[name], FORWARD_ROWS)
+        ]
 
-        def run(name: str) -> np.ndarray:
-            network = self.models[name]
+        def run(piece: tuple[str, torch.Tensor]) -> torch.Tensor:
+            name, part = piece
             with torch.inference_mode():  # thread-local: entered in the thread that runs
-                slices = torch.split(tensors[name], FORWARD_ROWS)
-                out = torch.cat([network(part) for part in slices])[:rows]
-                return np.clip(out.double().numpy() * self.cap, 0.0, self.cap)
+                return self.models[name](part)
 
-        outputs = list(pool.map(run, self.models)) if pool else [run(n) for n in self.models]
-        return dict(zip(self.models, outputs, strict=True))
+        outputs = list(pool.map(run, pieces)) if pool else [run(piece) for piece in pieces]
+        by_member: dict[str, list[torch.Tensor]] = {name: [] for name in self.models}
+        for (name, _), out in zip(pieces, outputs, strict=True):
+            by_member[name].append(out)
+        return {
+            name: np.clip(torch.cat(parts)[:rows].double().numpy() * self.cap, 0.0, self.cap)
+            for name, parts in by_member.items()
+        }
 
     def combine(self, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Weighted ensemble mean and the members' spread (std)."""

@@ -1,3 +1,4 @@
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +31,15 @@ def test_a_large_batch_runs_in_slices_and_predicts_as_small_ones(tmp_path: Path)
     parts = [ensemble.predict(windows[start : start + 50]) for start in range(0, 300, 50)]
     assert np.allclose(whole.rul, np.concatenate([part.rul for part in parts]))
     assert ensemble.predict(windows[:0]).rul.shape == (0,)
+
+
+def test_pieces_run_in_threads_give_the_sequential_numbers(tmp_path: Path) -> None:
+    ensemble = load_active(ROOT / "models" / "turbofan")
+    fleet = load_cmapss(write_cmapss(tmp_path), "FD001", "test").columns(ensemble.feature_names)
+    windows = np.concatenate([sequence_windows(s, ensemble.window) for s in fleet.series])
+    windows = np.resize(windows, (300, *windows.shape[1:]))
+    alone = ensemble.predict(windows)
+    with ThreadPoolExecutor(2) as pool:
+        threaded = ensemble.predict(windows, pool=pool)
+    assert np.array_equal(alone.rul, threaded.rul)
+    assert all(np.array_equal(alone.scores[k], threaded.scores[k]) for k in alone.scores)
