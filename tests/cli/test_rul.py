@@ -57,7 +57,7 @@ def test_train_evaluate_smoke(tmp_path: Path) -> None:
     card = (tmp_path / "report" / "report.md").read_text()
     for heading in ("## Model card", "### Data", "### Recipe", "### What decided each choice"):
         assert heading in card
-    assert "| nothing | the test set: scored once, after every choice |" in card
+    assert "| epochs per member | early stopping on the validation engines |" in card
 
     listing = runner.invoke(cli, ["models", "list", "--models-dir", str(out)])
     assert listing.output.startswith("turbofan:\n") and f"* {version}" in listing.output

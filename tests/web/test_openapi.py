@@ -30,6 +30,7 @@ from streamapp.contracts.codec import MAX_ASSET_ID_CHARS
 from streamapp.rul.training.artifacts import MAX_VERSION_CHARS, VERSION_RE, active_version
 from streamapp.rul.training.jobs import FORMATS, MODELS_TEXT_RE, SUBSET_RE, TrainRequest
 from streamapp.rul.training.networks import MODEL_KINDS
+from streamapp.rul.training.train import TrainConfig
 from streamapp.settings import Settings
 from streamapp.web.errors import ERRORS
 from streamapp.web.fleet import FleetView
@@ -142,6 +143,7 @@ def test_the_document_s_limits_and_patterns_are_the_code_s() -> None:
     as_list, as_text = train["models"]["anyOf"]
     assert as_list["items"]["enum"] == list(MODEL_KINDS)
     assert as_text["pattern"] == f"^{MODELS_TEXT_RE.pattern}$"
+    assert train["models"]["default"] == list(TrainConfig.models)
 
 
 def test_a_fleet_answer_with_assets_and_evs_is_as_documented() -> None:

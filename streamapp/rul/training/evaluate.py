@@ -198,8 +198,8 @@ def model_card(ens: Ensemble) -> list[str]:
     modes = m.get("conformal_modes", {})
     lines += ["", "### What decided each choice", "", "| choice | decided by |", "|---|---|"]
     lines.append(
-        "| members, windows, scaling, smoothing | out-of-fold screening over the training "
-        "engines (`streamapp screen`; docs/models.md) |"
+        "| members, windows, scaling, smoothing | the recipe's screening (docs/models.md, "
+        '"How the recipe was chosen", says which data decided each) |'
     )
     lines.append("| epochs per member | early stopping on the validation engines |")
     if weighting:
@@ -213,7 +213,6 @@ def model_card(ens: Ensemble) -> list[str]:
             f"| intervals: {ens.conformal.mode} | validation interval score ({scored}); "
             "calibrated on engines never trained on |"
         )
-    lines.append("| nothing | the test set: scored once, after every choice |")
     lines += ["", "### Limits", "", *(f"* {limit}" for limit in LIMITS), ""]
     return lines
 

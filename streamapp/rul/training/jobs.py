@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from streamapp.contracts.codec import Invalid
 from streamapp.rul.training.artifacts import VERSION_RE, class_folder, list_versions
 from streamapp.rul.training.networks import MODEL_KINDS
+from streamapp.rul.training.train import TrainConfig
 from streamapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class TrainRequest:
     data: str
     format: str = "cmapss"
     subset: str = "FD001"
-    models: tuple[str, ...] = MODEL_KINDS  # what `streamapp train` trains by default
+    models: tuple[str, ...] = TrainConfig.models  # what `streamapp train` trains by default
     epochs: int = 30
     window: int = 30
     seed: int = 42
@@ -92,7 +93,7 @@ def parse_train_request(body: Any) -> TrainRequest | Invalid:
     subset = body.get("subset", "FD001")
     if not isinstance(subset, str) or not SUBSET_RE.fullmatch(subset):
         return Invalid("subset must be a C-MAPSS subset name such as FD001")
-    models = body.get("models", list(MODEL_KINDS))
+    models = body.get("models", list(TrainConfig.models))
     if isinstance(models, str):
         if not MODELS_TEXT_RE.fullmatch(models):
             return Invalid(f"models must be a non-empty list of {', '.join(MODEL_KINDS)}")

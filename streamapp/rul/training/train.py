@@ -96,10 +96,10 @@ class TrainConfig:
     inputs: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(MEMBER_INPUTS))
 
 
-# Members whose input differs from the run's `window` and `scaling`. Chosen on 5-fold
-# out-of-fold RMSE over the 100 FD001 training engines (docs/models.md, "How the recipe
-# was chosen"): min-max helps the LSTM, GRU and TCN, while the CNN, whose flattened head
-# sees where in the window a trend starts, does best on twice the window (60 rows), z-scored.
+# Members whose input differs from the run's `window` and `scaling` (the shipped recipe;
+# docs/models.md, "How the recipe was chosen"): the CNN, whose flattened head sees where in
+# the window a trend starts, reads twice the window (60 rows), z-scored. A member may also
+# name its own `window` (rows) and `smoothing`.
 MEMBER_INPUTS: dict[str, dict[str, Any]] = {"cnn": {"window_factor": 2, "scaling": "zscore"}}
 
 View = tuple[int, str, float]  # (window, scaling, smoothing): the input a member reads
@@ -109,7 +109,7 @@ def member_view(kind: str, cfg: TrainConfig) -> View:
     """The window, scaling and smoothing of a member's input (its own, or the run's)."""
     own = cfg.inputs.get(kind, {})
     return (
-        cfg.window * int(own.get("window_factor", 1)),
+        int(own.get("window", cfg.window * int(own.get("window_factor", 1)))),
         str(own.get("scaling", cfg.scaling)),
         float(own.get("smoothing", cfg.smoothing)),
     )

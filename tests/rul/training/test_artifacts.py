@@ -50,7 +50,7 @@ def test_save_load_roundtrip(trained: tuple[Ensemble, Path], tmp_path: Path) -> 
         assert view.window == saved.window == (20 if name == "cnn" else 10)
         assert view.smoothing == saved.smoothing == 0.4
         assert np.array_equal(view.scaler.mean, saved.scaler.mean)
-    assert not np.array_equal(loaded.input_of("cnn").scaler.std, loaded.input_of("gru").scaler.std)
+    assert not np.array_equal(loaded.input_of("cnn").scaler.std, loaded.input_of("tcn").scaler.std)
     fleet = load_cmapss(data, "FD001", "test").columns(ens.feature_names)
     x = sequence_windows(fleet.series[0], ens.window)
     a, b = ens.predict(x), loaded.predict(x)
