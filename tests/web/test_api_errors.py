@@ -65,8 +65,8 @@ def test_a_read_only_models_folder_gets_409_with_the_reason(
 ) -> None:
     models = tmp_path / "models"
     shutil.copytree(ROOT / "models", models)
+    version = (models / "turbofan" / "ACTIVE").read_text().strip()
     (models / "turbofan" / "ACTIVE").unlink()  # no active model: predictions are refused
-    (version,) = (p.name for p in (models / "turbofan").iterdir() if p.is_dir())
     env = {**isolated_env, "API_KEY": API_KEY, "MODELS_DIR": str(models), "TORCH_THREADS": "1"}
     worker = start_worker(env, "read-only", wrapper=read_only_mount(models))
 
