@@ -251,7 +251,8 @@ def train(
 @click.option("--subset", default="FD001", show_default=True, help="C-MAPSS subset FD00x.")
 @click.option(
     "--candidate", "candidates", multiple=True,
-    help="kind:window[:scaling[:smoothing]] (e.g. gru:30:minmax:0.3); repeat for several.",
+    help="kind:window[:scaling[:smoothing[:seeds]]] (e.g. gru:30:minmax:0.3, or "
+    "cnn:60:zscore:0.3:3 for the average of 3 seeds); repeat for several.",
 )  # fmt: skip
 @click.option(
     "--combine", "ensembles", multiple=True,

@@ -46,7 +46,6 @@ from streamapp.contracts.codec import format_ts, parse_ts
 from streamapp.rul.serving.agent import register
 from streamapp.rul.serving.ensemble import Ensemble, MemberInput
 from streamapp.rul.training.artifacts import activate, class_folder, load_active, save_ensemble
-from streamapp.rul.training.conformal import Conformal
 from streamapp.rul.training.networks import build_model
 from streamapp.runtime.clients import consume
 from streamapp.settings import Settings
@@ -192,7 +191,7 @@ def ceiling_models(models_dir: Path, out: Path) -> Path:
         scaler=active.scaler,
         window=active.window,
         cap=active.cap,
-        conformal=Conformal("absolute", active.conformal.level, 0.0, active.conformal.scores),
+        conformal=active.conformal,
         member_conformal={"cnn": next(iter(active.member_conformal.values()))},
         hparams={"cnn": params},
         metrics={"subset": "ceiling", "ceiling_of": active.version},

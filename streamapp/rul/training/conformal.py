@@ -57,11 +57,12 @@ class Conformal:
             raise ValueError(f"unknown conformal mode {mode!r}")
         beta = float(np.median(spread)) if mode == "normalized" else 0.0
         conf = cls(mode, level, max(beta, 1e-6) if mode == "normalized" else 0.0, np.zeros(0))
-        conf.scores = np.sort(np.abs(true - pred) / conf.scale(spread))
+        residuals = np.abs(true - pred)
+        conf.scores = np.sort(residuals / conf.scale(spread))
         if mode == "binned":
             conf.edges = np.quantile(pred, np.arange(1, BINS) / BINS)
             band = conf.band_of(pred)
-            conf.bands = [np.sort(np.abs(true - pred)[band == b]) for b in range(BINS)]
+            conf.bands = [np.sort(residuals[band == b]) for b in range(BINS)]
         return conf
 
     def scale(self, spread: np.ndarray) -> np.ndarray:

@@ -72,9 +72,14 @@ class Candidate:
 
     def config(self, base: TrainConfig) -> TrainConfig:
         """The training configuration of this candidate alone (no per-member overrides)."""
-        fields = {**asdict(base), "models": (self.kind,), "window": self.window}
-        fields.update(scaling=self.scaling, smoothing=self.smoothing, inputs={}, folds=base.folds)
-        return TrainConfig(**fields)
+        return replace(
+            base,
+            models=(self.kind,),
+            window=self.window,
+            scaling=self.scaling,
+            smoothing=self.smoothing,
+            inputs={},
+        )
 
 
 def screen(

@@ -501,7 +501,13 @@ def view_tensors(
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Normalised windows of one input view for every cycle >= min_length, and capped RUL."""
     x, y, _ = fleet_windows(fleet, view[0], min_length)
-    return MemberInput(view[0], scaler, view[2]).tensor(x), rul_labels(y, cap)
+    return member_input(view, scaler).tensor(x), rul_labels(y, cap)
+
+
+def member_input(view: View, scaler: Scaler) -> MemberInput:
+    """What a member of input `view` reads when it serves, with its fitted `scaler`."""
+    window, _, smoothing = view
+    return MemberInput(window, scaler, smoothing)
 
 
 def _calibrated_ensemble(
@@ -516,10 +522,8 @@ def _calibrated_ensemble(
 ) -> Ensemble:
     """The ensemble with its interval (in `mode`) and each member's (absolute) calibrated on
     `scores`, the members' predictions for engines none of them trained on."""
-    inputs = {
-        k: MemberInput(member_view(k, cfg)[0], scalers[member_view(k, cfg)], member_view(k, cfg)[2])
-        for k in models
-    }
+    views = {k: member_view(k, cfg) for k in models}
+    inputs = {k: member_input(view, scalers[view]) for k, view in views.items()}
     ens = Ensemble(
         version="",
         models=dict(models),
